@@ -1,0 +1,1 @@
+"""Audio front-end: decoding, beat tracking, music encoders and the beat plot."""

@@ -1,0 +1,394 @@
+"""Beat and downbeat tracking with a local tempo, and per-video-frame beat features.
+
+Method (each step a small function below):
+1. Onset curve: log-mel spectral flux plus its bass part, high-passed and normalised by its
+   local level, so a quiet intro counts as much as the chorus.
+2. Tempo: short-time autocorrelation tempogram (8 s windows, 0.5 s hop); the global tempo is the
+   peak of the mean tempogram under a log-normal prior (Ellis 2007; librosa's default prior);
+   the local tempo is a Viterbi path through the tempogram that stays near that octave, so tempo
+   changes and ramps are followed without octave jumps.
+3. Beats: Ellis' dynamic-programming tracker (librosa's implementation) driven by the local
+   tempo curve; beats where the music is silent are dropped.
+4. Downbeats: for each meter (given, or 3 and 4) and phase, the contrast of bass onsets and
+   harmony changes on that phase against the others; the best pair wins.
+A silent or beatless track returns no beats, a warning, and still the full feature rows.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..types import BEAT_FEATURE_NAMES, BeatTrack, num_video_frames
+from .analysis import SpectralAnalysis, analyze, pool_to_frames
+
+MIN_FPS, MAX_FPS = 1.0, 120.0
+MIN_BPM, MAX_BPM = 30.0, 300.0
+DEFAULT_MIN_BPM, DEFAULT_MAX_BPM = 50.0, 220.0
+PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0  # log-normal tempo prior (centre, std in octaves)
+TEMPOGRAM_WINDOW_S, TEMPOGRAM_HOP_S = 8.0, 0.5
+BINS_PER_OCTAVE = 48
+LOCAL_TEMPO_OCTAVES = 0.45  # how far the local tempo may wander from the global tempo (std)
+TEMPO_STEP_COST = 0.004  # Viterbi cost per tempo bin of change between tempogram windows
+DOUBLE_TEMPO_RATIO = 0.6  # mid-beat onsets this strong (vs on-beat) mean the tactus is twice as fast
+PREFER_MAX_BPM = 190.0  # never double a tempo beyond this
+MIN_PULSE_CLARITY = 0.45  # mean tempogram strength on the tempo path below this = no steady beat
+BEAT_PULSE_SIGMA_S = 0.04  # width of the Gaussian beat pulse (seconds, at least half a frame)
+METER_CANDIDATES = (3, 4)
+SILENT_BEAT_DB = 45.0
+DP_TIGHTNESS = 100.0  # Ellis' tightness: how strictly beats keep the local period  # beats more than this below the track's loudest moment are dropped
+
+
+@dataclass(frozen=True)
+class TempoEstimate:
+    bpm: float  # global tempo
+    local_bpm: np.ndarray  # [F] tempo at each analysis frame
+    clarity: float  # mean tempogram strength at the chosen path, 0..1
+
+
+def track_beats(
+    samples: np.ndarray,
+    sample_rate: int,
+    fps: float,
+    *,
+    min_bpm: float | None = None,
+    max_bpm: float | None = None,
+    beats_per_bar: int | None = None,
+    analysis: SpectralAnalysis | None = None,
+) -> BeatTrack:
+    """Find beats and downbeats in mono audio and sample beat features at ``fps``.
+
+    Args:
+        samples: float [N] mono audio.
+        sample_rate: its rate in Hz.
+        fps: video frame rate of ``frame_features`` (1..120).
+        min_bpm, max_bpm: optional tempo range hint (30..300); defaults 50..220.
+        beats_per_bar: meter for downbeats; ``None`` estimates 3 or 4.
+        analysis: a precomputed ``analyze(samples, sample_rate)`` to reuse.
+
+    Returns:
+        ``BeatTrack`` with ``round(duration * fps)`` feature rows.
+    """
+    fps = check_fps(fps)
+    lo, hi = check_tempo_range(min_bpm, max_bpm)
+    if beats_per_bar is not None and not (1 <= int(beats_per_bar) <= 16):
+        raise InputError(f"beats_per_bar must be 1..16 (or None to estimate it); got {beats_per_bar}.")
+    if analysis is None:
+        analysis = analyze(samples, sample_rate)
+    num_frames = num_video_frames(analysis.duration, fps)
+    notes: list[str] = []
+
+    empty = np.zeros(0, np.float64)
+    if analysis.is_silent:
+        notes.append(f"no beat found: the audio is silent (loudest moment {analysis.peak_dbfs:.0f} dBFS).")
+        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, None, notes)
+
+    envelope = beat_envelope(analysis)
+    tempo = estimate_tempo(envelope, analysis.frame_rate, lo, hi)
+    if tempo.clarity < MIN_PULSE_CLARITY:
+        notes.append(f"no beat found: no steady pulse in the music (pulse clarity {tempo.clarity:.2f} "
+                     f"< {MIN_PULSE_CLARITY}).")
+        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, tempo, notes)
+
+    beat_frames = dp_beats(envelope, tempo.local_bpm, analysis.frame_rate)
+    if tempo.bpm * 2 <= min(hi, PREFER_MAX_BPM) and midpoint_ratio(envelope, beat_frames) > DOUBLE_TEMPO_RATIO:
+        # Strong onsets half way between the beats: the tactus is twice as fast (e.g. a kick on
+        # 1 and 3 made the half tempo look most periodic, but the snare marks 2 and 4).
+        tempo = TempoEstimate(tempo.bpm * 2, tempo.local_bpm * 2, tempo.clarity)
+        beat_frames = dp_beats(envelope, tempo.local_bpm, analysis.frame_rate)
+    beat_frames = _drop_silent_beats(beat_frames, analysis)
+    if len(beat_frames) < 2:
+        notes.append("no beat found: fewer than two beats were detected.")
+        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, tempo, notes)
+    meter, phase = estimate_downbeats(beat_frames, analysis, beats_per_bar)
+    beat_times = beat_frames / analysis.frame_rate
+    downbeat_times = beat_times[phase::meter]
+    bpm = tempo_from_beats(beat_times)
+    return _finish(analysis, fps, num_frames, beat_times, downbeat_times, bpm, meter, tempo, notes)
+
+
+def tempo_from_beats(beat_times: np.ndarray) -> float:
+    """Tempo in BPM: mean of the beat intervals within 15 % of the median (robust to gaps and
+    finer than the median, which is quantised to analysis frames)."""
+    intervals = np.diff(beat_times)
+    median = float(np.median(intervals))
+    typical = intervals[np.abs(intervals - median) <= 0.15 * median]
+    return float(60.0 / typical.mean())
+
+
+def check_fps(fps: float) -> float:
+    fps = float(fps)
+    if not math.isfinite(fps) or not (MIN_FPS <= fps <= MAX_FPS):
+        raise InputError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}; got {fps}. Typical: 8, 12, 24 or 30.")
+    return fps
+
+
+def check_tempo_range(min_bpm: float | None, max_bpm: float | None) -> tuple[float, float]:
+    """Validate a tempo hint; a zero or None bound means 'default'."""
+    lo = float(min_bpm) if min_bpm else DEFAULT_MIN_BPM
+    hi = float(max_bpm) if max_bpm else DEFAULT_MAX_BPM
+    if min_bpm and not max_bpm:
+        hi = max(hi, lo * 2.0)
+    if max_bpm and not min_bpm:
+        lo = min(lo, hi / 2.0)
+    if not (MIN_BPM <= lo < hi <= MAX_BPM):
+        raise InputError(f"tempo range must satisfy {MIN_BPM:g} <= min_bpm < max_bpm <= {MAX_BPM:g}; "
+                         f"got min_bpm={min_bpm}, max_bpm={max_bpm}.")
+    return lo, hi
+
+
+def beat_envelope(analysis: SpectralAnalysis) -> np.ndarray:
+    """Onset curve for tempo and beat tracking, [F], high-passed and level-normalised."""
+    from scipy.ndimage import uniform_filter1d
+
+    fr = analysis.frame_rate
+    env = analysis.onset + analysis.onset_bass
+    env = np.maximum(env - uniform_filter1d(env, size=int(0.4 * fr) | 1, mode="nearest"), 0.0)
+    # Local level over ~3 s, floored at a fraction of the global level so that silence and
+    # faint noise are not blown up into fake onsets.
+    level = np.sqrt(uniform_filter1d(env**2, size=int(3.0 * fr) | 1, mode="nearest"))
+    floor = 0.15 * float(np.sqrt(np.mean(env**2)) + 1e-9)
+    return (env / np.maximum(level, floor)).astype(np.float64)
+
+
+def tempogram(envelope: np.ndarray, frame_rate: float, bpms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Short-time autocorrelation of ``envelope`` read at the lags of ``bpms``.
+
+    Returns:
+        (tg [W, B] normalised autocorrelation (1 = perfectly periodic), centres [W] in frames).
+    """
+    win = int(round(TEMPOGRAM_WINDOW_S * frame_rate))
+    hop = int(round(TEMPOGRAM_HOP_S * frame_rate))
+    n = len(envelope)
+    if n < win:
+        envelope = np.pad(envelope, (0, win - n))
+    starts = np.arange(0, max(len(envelope) - win, 0) + 1, hop)
+    frames = np.lib.stride_tricks.sliding_window_view(envelope, win)[starts]  # [W, win]
+    frames = (frames - frames.mean(axis=1, keepdims=True)) * np.hanning(win)
+    nfft = 1 << int(math.ceil(math.log2(2 * win)))
+    spec = np.fft.rfft(frames, n=nfft, axis=1)
+    ac = np.fft.irfft(np.abs(spec) ** 2, n=nfft, axis=1)[:, :win]
+    ac /= np.maximum(ac[:, :1], 1e-12)
+    lags = 60.0 * frame_rate / bpms
+    lo = np.floor(lags).astype(int)
+    frac = lags - lo
+    tg = ac[:, lo] * (1 - frac) + ac[:, lo + 1] * frac
+    return np.maximum(tg, 0.0), starts + win // 2
+
+
+def estimate_tempo(envelope: np.ndarray, frame_rate: float, min_bpm: float, max_bpm: float) -> TempoEstimate:
+    """Global tempo and a smooth local tempo curve (Viterbi through the tempogram)."""
+    n_bins = int(round(math.log2(max_bpm / min_bpm) * BINS_PER_OCTAVE)) + 1
+    bpms = min_bpm * 2.0 ** (np.arange(n_bins) / BINS_PER_OCTAVE)
+    tg, centres = tempogram(envelope, frame_rate, bpms)
+    octaves = np.log2(bpms)
+    prior = np.exp(-0.5 * ((octaves - math.log2(PRIOR_BPM)) / PRIOR_OCTAVES) ** 2)
+    global_bin = int(np.argmax(tg.mean(axis=0) * prior))
+    near = np.exp(-0.5 * ((octaves - octaves[global_bin]) / LOCAL_TEMPO_OCTAVES) ** 2)
+    path = _viterbi(tg * near, TEMPO_STEP_COST)
+    clarity = float(tg[np.arange(len(path)), path].mean())
+    local = np.interp(np.arange(len(envelope)), centres, bpms[path])
+    return TempoEstimate(float(bpms[global_bin]), local, clarity)
+
+
+def _viterbi(scores: np.ndarray, step_cost: float) -> np.ndarray:
+    """Best path through [W, B] scores with a cost of ``step_cost`` per bin moved."""
+    w, b = scores.shape
+    idx = np.arange(b)
+    penalty = step_cost * np.abs(idx[:, None] - idx[None, :])  # [to, from]
+    total = scores[0].copy()
+    back = np.zeros((w, b), np.int64)
+    for i in range(1, w):
+        cand = total[None, :] - penalty
+        back[i] = np.argmax(cand, axis=1)
+        total = cand[idx, back[i]] + scores[i]
+    path = np.empty(w, np.int64)
+    path[-1] = int(np.argmax(total))
+    for i in range(w - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def dp_beats(envelope: np.ndarray, local_bpm: np.ndarray, frame_rate: float,
+             tightness: float = DP_TIGHTNESS) -> np.ndarray:
+    """Ellis' dynamic-programming beat tracker (Ellis 2007) with a time-varying beat period.
+
+    Each frame's score is its onset strength plus the best score of a predecessor beat between
+    half and twice the local period back, penalised by ``tightness * log(interval/period)^2``.
+    Plain numpy (no JIT, so no compile pause on first use).
+
+    Returns:
+        beat positions in analysis frames (float, sub-frame refined on the onset curve).
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    n = len(envelope)
+    period = np.maximum(frame_rate * 60.0 / np.asarray(local_bpm, float), 2.0)  # [F] frames per beat
+    score = gaussian_filter1d(envelope / (envelope.std() + 1e-9), float(np.median(period)) / 32.0)
+    cum = score.copy()
+    back = np.full(n, -1, np.int64)
+    offsets = np.arange(1, int(np.ceil(2 * period.max())) + 2)  # candidate distances to predecessor
+    log_off = np.log(offsets)
+    started = False
+    threshold = 0.01 * score.max()
+    for i in range(n):
+        p = period[i]
+        lo, hi = int(round(p / 2)), min(int(2 * p), i)
+        if hi >= lo >= 1:
+            d = offsets[lo - 1:hi]
+            cand = cum[i - d] - tightness * (log_off[lo - 1:hi] - np.log(p)) ** 2
+            k = int(np.argmax(cand))
+            if started or score[i] >= threshold:
+                cum[i] = score[i] + cand[k]
+                back[i] = i - d[k]
+        if score[i] >= threshold:
+            started = True
+    # Last beat: the latest local maximum of the cumulative score above half the median peak.
+    peaks = np.flatnonzero((cum[1:-1] >= cum[:-2]) & (cum[1:-1] >= cum[2:])) + 1
+    if peaks.size == 0:
+        return np.zeros(0)
+    good = peaks[cum[peaks] >= 0.5 * np.median(cum[peaks])]
+    beats = [int(good[-1] if good.size else peaks[-1])]
+    while back[beats[-1]] >= 0:
+        beats.append(int(back[beats[-1]]))
+    beats = np.asarray(beats[::-1], dtype=np.float64)
+    return _refine(beats, envelope)
+
+
+def _refine(beats: np.ndarray, envelope: np.ndarray) -> np.ndarray:
+    """Move each beat to the onset peak within +-1 frame, with parabolic sub-frame interpolation."""
+    n = len(envelope)
+    out = beats.copy()
+    for j, b in enumerate(beats.astype(int)):
+        lo, hi = max(b - 1, 1), min(b + 1, n - 2)
+        if hi < lo:
+            continue
+        k = lo + int(np.argmax(envelope[lo:hi + 1]))
+        a, c, e = envelope[k - 1], envelope[k], envelope[k + 1]
+        denom = a - 2 * c + e
+        shift = 0.5 * (a - e) / denom if denom < 0 else 0.0
+        out[j] = k + float(np.clip(shift, -0.5, 0.5))
+    return out
+
+
+def midpoint_ratio(envelope: np.ndarray, beat_frames: np.ndarray) -> float:
+    """Median onset strength half way between beats over the median strength on the beats."""
+    if len(beat_frames) < 4:
+        return 0.0
+    from scipy.ndimage import maximum_filter1d
+
+    peaks = maximum_filter1d(envelope, size=5)  # strongest onset within +-2 frames
+    on = peaks[np.clip(np.round(beat_frames).astype(int), 0, len(envelope) - 1)]
+    mid = peaks[np.clip(np.round((beat_frames[1:] + beat_frames[:-1]) / 2).astype(int), 0, len(envelope) - 1)]
+    return float(np.median(mid) / (np.median(on) + 1e-9))
+
+
+def _drop_silent_beats(beat_frames: np.ndarray, analysis: SpectralAnalysis) -> np.ndarray:
+    """Remove beats at moments far quieter than the track's peak (leading/trailing silence)."""
+    if len(beat_frames) == 0:
+        return beat_frames
+    from scipy.ndimage import maximum_filter1d
+
+    loud = maximum_filter1d(analysis.rms_db, size=int(0.5 * analysis.frame_rate) | 1)
+    idx = np.clip(beat_frames.astype(int), 0, len(loud) - 1)
+    keep = loud[idx] > analysis.peak_dbfs - SILENT_BEAT_DB
+    return beat_frames[keep]
+
+
+def estimate_downbeats(beat_frames: np.ndarray, analysis: SpectralAnalysis,
+                       beats_per_bar: int | None) -> tuple[int, int]:
+    """Choose (meter, phase): beats ``phase, phase+meter, ...`` are the downbeats."""
+    idx = np.clip(beat_frames.astype(int), 0, analysis.num_frames - 1)
+    # Bass onset at each beat (max over +-2 frames) and harmony change into each beat.
+    padded = np.pad(analysis.onset_bass, 2)
+    bass = np.max(np.stack([padded[idx + k] for k in range(5)]), axis=0)
+    bounds = np.concatenate([idx, [analysis.num_frames]])
+    chroma = np.stack([analysis.chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(bounds[:-1], bounds[1:])])
+    chroma /= np.linalg.norm(chroma, axis=1, keepdims=True) + 1e-9
+    change = np.concatenate([[0.0], 1.0 - (chroma[1:] * chroma[:-1]).sum(axis=1)])
+    feature = _zscore(bass) + _zscore(change)
+    meters = (int(beats_per_bar),) if beats_per_bar else METER_CANDIDATES
+    best = (-np.inf, meters[0], 0)
+    for meter in meters:
+        if meter == 1 or len(feature) < 2 * meter:
+            best = max(best, (0.0, meter, 0))
+            continue
+        for phase in range(meter):
+            on = feature[phase::meter]
+            off = np.delete(feature, np.arange(phase, len(feature), meter))
+            best = max(best, (float(on.mean() - off.mean()), meter, phase))
+    return best[1], best[2]
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / (x.std() + 1e-9)
+
+
+def _finish(analysis: SpectralAnalysis, fps: float, num_frames: int, beat_times: np.ndarray,
+            downbeat_times: np.ndarray, bpm: float, meter: int, tempo: TempoEstimate | None,
+            notes: list[str]) -> BeatTrack:
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    features = beat_frame_features(beat_times, downbeat_times, analysis, fps, num_frames)
+    if len(beat_times) < 2:
+        local = np.zeros(num_frames, np.float32)
+    else:  # tempo from the beat intervals, held outside the first/last beat
+        mids = (beat_times[1:] + beat_times[:-1]) / 2
+        local = np.interp(np.arange(num_frames) / fps, mids, 60.0 / np.diff(beat_times)).astype(np.float32)
+    return BeatTrack(
+        beat_times=beat_times.astype(np.float64),
+        downbeat_times=downbeat_times.astype(np.float64),
+        tempo=float(bpm),
+        beats_per_bar=int(meter),
+        frame_features=features,
+        fps=fps,
+        duration=float(analysis.duration),
+        local_tempo=local,
+        pulse_clarity=0.0 if tempo is None else tempo.clarity,
+        warnings=tuple(notes),
+    )
+
+
+def beat_frame_features(beat_times: np.ndarray, downbeat_times: np.ndarray, analysis: SpectralAnalysis,
+                        fps: float, num_frames: int) -> np.ndarray:
+    """[T, K] beat features (columns named by BEAT_FEATURE_NAMES) for video frames at ``fps``."""
+    t = np.arange(num_frames) / fps
+    sigma = max(BEAT_PULSE_SIGMA_S, 0.5 / fps)
+    onset = pool_to_frames(analysis.onset, analysis.frame_rate, fps, num_frames, how="max")
+    scale = float(np.percentile(analysis.onset, 99)) if analysis.onset.size else 0.0
+    onset = np.clip(onset / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(onset)
+    beat_pulse, beat_phase = pulse_and_phase(t, beat_times, sigma)
+    bar_pulse, bar_phase = pulse_and_phase(t, downbeat_times, sigma)
+    cols = {
+        "beat_pulse": beat_pulse,
+        "beat_phase_sin": np.sin(2 * np.pi * beat_phase) if len(beat_times) >= 2 else np.zeros(num_frames),
+        "beat_phase_cos": np.cos(2 * np.pi * beat_phase) if len(beat_times) >= 2 else np.zeros(num_frames),
+        "downbeat": bar_pulse,
+        "bar_phase_sin": np.sin(2 * np.pi * bar_phase) if len(downbeat_times) >= 2 else np.zeros(num_frames),
+        "bar_phase_cos": np.cos(2 * np.pi * bar_phase) if len(downbeat_times) >= 2 else np.zeros(num_frames),
+        "onset_strength": onset,
+    }
+    return np.stack([cols[name] for name in BEAT_FEATURE_NAMES], axis=1).astype(np.float32)
+
+
+def pulse_and_phase(t: np.ndarray, events: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian pulse at each event and phase in [0, 1) between events (extrapolated at the ends)."""
+    if len(events) == 0:
+        return np.zeros_like(t), np.zeros_like(t)
+    pos = np.searchsorted(events, t)
+    prev = events[np.clip(pos - 1, 0, len(events) - 1)]
+    nxt = events[np.clip(pos, 0, len(events) - 1)]
+    dist = np.minimum(np.abs(t - prev), np.abs(t - nxt))
+    pulse = np.exp(-0.5 * (dist / sigma) ** 2)
+    if len(events) < 2:
+        return pulse, np.zeros_like(t)
+    # Fractional event index: linear between events, extended with the first/last period.
+    idx = np.interp(t, events, np.arange(len(events), dtype=np.float64))
+    first_period, last_period = events[1] - events[0], events[-1] - events[-2]
+    idx = np.where(t < events[0], (t - events[0]) / first_period, idx)
+    idx = np.where(t > events[-1], len(events) - 1 + (t - events[-1]) / last_period, idx)
+    return pulse, np.mod(idx, 1.0)

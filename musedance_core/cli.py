@@ -1,0 +1,96 @@
+"""Command line: ``python -m musedance_core <command> ...``.
+
+Commands:
+  beats    find beats and downbeats in a music file; optional plot (PNG) and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import MuseDanceError
+
+
+def _add_beats_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("beats", help="find beats and downbeats in a music file",
+                       description="Track beats and downbeats and print tempo and counts.")
+    p.add_argument("music", help="audio file (wav, flac, mp3, ogg, opus, m4a, or a video with sound)")
+    p.add_argument("--fps", type=float, default=24.0, help="video frame rate of the per-frame features (default 24)")
+    p.add_argument("--start", type=float, default=0.0, help="seconds to skip at the start (default 0)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to analyse (default: to the end)")
+    p.add_argument("--min-bpm", type=float, default=None, help="lowest tempo to consider (default 50)")
+    p.add_argument("--max-bpm", type=float, default=None, help="highest tempo to consider (default 220)")
+    p.add_argument("--beats-per-bar", type=int, default=None, help="meter; default: estimate 3 or 4")
+    p.add_argument("--plot", type=Path, default=None, help="write the beat plot to this PNG")
+    p.add_argument("--json", type=Path, default=None, help="write beats, downbeats and tempo to this JSON")
+    p.add_argument("--features", type=Path, default=None,
+                   help="also write the per-frame music features [T, D] and beat features [T, K] to this .npz")
+    p.set_defaults(run=run_beats)
+
+
+def run_beats(args: argparse.Namespace) -> int:
+    import warnings
+
+    import numpy as np
+
+    from .audio.analysis import ANALYSIS_SAMPLE_RATE, analyze
+    from .audio.beats import track_beats
+    from .audio.io import load_audio
+
+    t0 = time.perf_counter()
+    audio = load_audio(args.music, sample_rate=ANALYSIS_SAMPLE_RATE, mono=True, start=args.start,
+                       duration=args.duration)
+    mono = audio.samples[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        analysis = analyze(mono, audio.sample_rate)
+        beats = track_beats(mono, audio.sample_rate, args.fps, min_bpm=args.min_bpm, max_bpm=args.max_bpm,
+                            beats_per_bar=args.beats_per_bar, analysis=analysis)
+    elapsed = time.perf_counter() - t0
+    print(f"{Path(args.music).name}: {audio.duration:.2f} s analysed from {audio.start:.2f} s "
+          f"(source {audio.source_sample_rate} Hz)")
+    if len(beats.beat_times):
+        print(f"tempo {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats, {len(beats.downbeat_times)} downbeats "
+              f"({beats.beats_per_bar} beats per bar), pulse clarity {beats.pulse_clarity:.2f}")
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(f"{beats.num_frames} frames at {beats.fps:g} fps; took {elapsed:.2f} s "
+          f"({audio.duration / max(elapsed, 1e-9):.0f}x real time)")
+    if args.json:
+        payload = beats.to_dict() | {"source": str(args.music), "start": audio.start}
+        args.json.write_text(json.dumps(payload, indent=1))
+        print(f"wrote {args.json}")
+    if args.plot:
+        from .audio.plot import beat_plot, save_png
+
+        save_png(beat_plot(mono, audio.sample_rate, beats), args.plot)
+        print(f"wrote {args.plot}")
+    if args.features:
+        from .audio.encoders import SpectralEncoder
+
+        music = SpectralEncoder().encode(mono, audio.sample_rate, args.fps, start=audio.start, analysis=analysis)
+        np.savez(args.features, music=music.features, beats=beats.frame_features, fps=args.fps,
+                 encoder=music.encoder)
+        print(f"wrote {args.features} (music {music.features.shape}, beats {beats.frame_features.shape})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m musedance_core",
+                                     description="MuseDance: music-driven image animation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_beats_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MuseDanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,18 @@
+"""Exception types of the MuseDance core.
+
+Every error a user can cause is one of these, and its message names the input, what was
+expected, what was received and how to fix it. They subclass ``ValueError`` so callers that
+only know the standard library still catch them.
+"""
+
+
+class MuseDanceError(ValueError):
+    """Base class of every user-facing MuseDance error."""
+
+
+class AudioError(MuseDanceError):
+    """An audio input cannot be used: unreadable, empty, too long, or out of range."""
+
+
+class InputError(MuseDanceError):
+    """An argument (fps, tempo range, size, ...) is outside what MuseDance accepts."""

@@ -1,0 +1,60 @@
+"""The command line, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "musedance_core", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_beats_command_prints_and_writes(groove_file, tmp_path):
+    plot, data, feats = tmp_path / "beats.png", tmp_path / "beats.json", tmp_path / "f.npz"
+    run = _cli("beats", str(groove_file), "--fps", "24", "--plot", str(plot), "--json", str(data),
+               "--features", str(feats))
+    assert run.returncode == 0, run.stderr
+    assert "tempo 120" in run.stdout or "tempo 119" in run.stdout
+    assert "downbeats" in run.stdout and "real time" in run.stdout
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    payload = json.loads(data.read_text())
+    assert abs(payload["tempo"] - 120) < 2 and payload["num_frames"] == 288
+    assert len(payload["beat_times"]) >= 22
+    arrays = np.load(feats)
+    assert arrays["music"].shape[0] == arrays["beats"].shape[0] == 288
+
+
+def test_beats_segment(groove_file):
+    run = _cli("beats", str(groove_file), "--start", "2", "--duration", "5", "--fps", "10")
+    assert run.returncode == 0, run.stderr
+    assert "5.00 s analysed from 2.00 s" in run.stdout
+    assert "50 frames at 10 fps" in run.stdout
+
+
+def test_errors_are_one_clear_line(tmp_path, groove_file):
+    run = _cli("beats", str(tmp_path / "missing.wav"))
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith("error: audio file not found")
+    assert "Traceback" not in run.stderr
+    run = _cli("beats", str(groove_file), "--fps", "0")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "fps must be between 1 and 120; got 0.0" in run.stderr
+
+
+def test_silent_file_warns_and_succeeds(tmp_path):
+    import soundfile
+
+    path = tmp_path / "silence.wav"
+    soundfile.write(path, np.zeros(44100 * 2, np.float32), 44100)
+    run = _cli("beats", str(path))
+    assert run.returncode == 0, run.stderr
+    assert "warning: no beat found: the audio is silent" in run.stderr
+    assert "48 frames at 24 fps" in run.stdout

@@ -1,0 +1,98 @@
+"""Beat metrics agree with mir_eval; BAS and vector strength behave as defined."""
+
+from __future__ import annotations
+
+import mir_eval
+import numpy as np
+import pytest
+
+from musedance_core.metrics import (
+    beat_alignment_score,
+    beat_continuity,
+    beat_f_measure,
+    beat_phase_vector_strength,
+    motion_beats,
+    motion_energy,
+)
+
+
+def _cases():
+    rng = np.random.default_rng(0)
+    ref = np.arange(0.5, 30.0, 0.5)
+    yield ref, ref + rng.normal(0, 0.03, ref.size)  # jittered
+    yield ref, ref[::2] + 0.01  # half tempo
+    yield ref, np.sort(np.concatenate([ref, ref + 0.25]))  # double tempo
+    yield ref, ref + 0.25  # off-beat
+    yield ref, np.concatenate([ref[:20] + 0.01, ref[20:40] + 0.2, ref[40:]])  # a lost stretch
+    yield ref, np.sort(rng.uniform(0, 30, 80))  # random
+    yield ref, ref[:1]  # a single beat
+    yield ref[:1], ref  # a single reference
+    ramp = np.cumsum(np.linspace(0.6, 0.4, 60))
+    yield ramp, ramp * 1.01 + 0.02
+
+
+@pytest.mark.parametrize("case", list(range(9)))
+def test_f_measure_and_continuity_match_mir_eval(case):
+    ref, est = list(_cases())[case]
+    assert beat_f_measure(ref, est) == pytest.approx(mir_eval.beat.f_measure(ref, est), abs=1e-12)
+    expected = dict(zip(["CMLc", "CMLt", "AMLc", "AMLt"], mir_eval.beat.continuity(ref, est)))
+    got = beat_continuity(ref, est)
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], abs=1e-12), key
+
+
+def test_empty_inputs_score_zero():
+    assert beat_f_measure(np.array([]), np.array([1.0])) == 0.0
+    assert beat_continuity(np.array([1.0, 2.0]), np.array([]))["AMLt"] == 0.0
+    assert beat_alignment_score(np.array([]), np.array([1.0]), fps=24) == 0.0
+
+
+def test_bas_is_one_for_perfect_alignment_and_falls_with_distance():
+    beats = np.arange(1.0, 10.0, 0.5)
+    assert beat_alignment_score(beats, beats, fps=24) == pytest.approx(1.0)
+    one_frame = beat_alignment_score(beats, beats + 1 / 24, fps=24, sigma_frames=2.0)
+    assert one_frame == pytest.approx(np.exp(-1 / 8))  # d = sigma / 2
+    assert beat_alignment_score(beats, beats + 0.25, fps=24) < 0.02  # d = 3 sigma
+    # extra motion beats do not hurt (BAS is averaged over music beats)
+    assert beat_alignment_score(beats, np.sort(np.concatenate([beats, beats + 0.2])), fps=24) == pytest.approx(1.0)
+
+
+def _bouncing_video(beat_times: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+    """A square that hops once per beat, pausing at the floor on the beat and at the top half way."""
+    from musedance_core.audio.beats import pulse_and_phase
+
+    t = np.arange(int(seconds * fps)) / fps
+    _, phase = pulse_and_phase(t, beat_times, 1.0)
+    height = np.sin(np.pi * phase) ** 2  # 0 on the beat, 1 half way, speed 0 at both
+    frames = np.zeros((t.size, 64, 32, 1), np.float32)
+    for i, h in enumerate(height):
+        y = int(48 - 40 * h)
+        frames[i, y : y + 8, 12:20] = 1.0
+    return frames
+
+
+def test_motion_beats_of_a_bouncing_square_land_on_the_music_beats():
+    fps, beats = 24.0, np.arange(0.5, 10.0, 0.5)
+    video = _bouncing_video(beats, fps, 10.0)
+    energy = motion_energy(video)
+    assert energy.shape == (video.shape[0],)
+    found = motion_beats(energy, fps)
+    # speed minima sit at the floor (on the beat) and at the top of each hop (half way)
+    assert beat_alignment_score(beats, found, fps) > 0.9
+    other_music = beats + 0.125  # beats a quarter of the way into each hop
+    assert beat_alignment_score(other_music, found, fps) < 0.5
+
+
+def test_vector_strength_separates_locked_and_unlocked_motion():
+    fps, beats = 24.0, np.arange(0.0, 20.0, 0.5)
+    t = np.arange(int(20 * fps)) / fps
+    locked = np.maximum(np.cos(2 * np.pi * t / 0.5), 0) ** 4  # motion bursts on every beat
+    assert beat_phase_vector_strength(locked, beats, fps) > 0.8
+    unrelated = np.maximum(np.cos(2 * np.pi * t / 0.37), 0) ** 4  # another tempo
+    assert beat_phase_vector_strength(unrelated, beats, fps) < 0.2
+    assert beat_phase_vector_strength(np.zeros_like(t), beats, fps) == 0.0
+
+
+def test_motion_energy_rejects_wrong_shape():
+    with pytest.raises(ValueError, match=r"\[T, H, W, C\]"):
+        motion_energy(np.zeros((4, 8, 8)))
