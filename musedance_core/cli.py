@@ -2,6 +2,7 @@
 
 Commands:
   beats    find beats and downbeats in a music file; optional plot (PNG) and JSON.
+  animate  make an image dance to music: writes an mp4 with the music in it.
 """
 
 from __future__ import annotations
@@ -79,11 +80,53 @@ def run_beats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
+    from .pipeline import AnimateSettings
+    from .schedulers import SCHEDULERS
+
+    d = AnimateSettings()
+    p = sub.add_parser("animate", help="make an image dance to music (mp4 with the music)",
+                       description="Animate IMAGE to MUSIC following PROMPT; writes an H.264 + AAC mp4.")
+    p.add_argument("--image", required=True, help="reference image (png, jpg, webp, ...; alpha is put on white)")
+    p.add_argument("--music", required=True, help="music file (any format FFmpeg reads)")
+    p.add_argument("--prompt", default="dances to the beat", help="motion description (default: %(default)r)")
+    p.add_argument("--negative-prompt", default="", help="what to avoid (default: empty)")
+    p.add_argument("--out", type=Path, default=Path("musedance.mp4"), help="output mp4 (default: %(default)s)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="MuseDance bundle (.safetensors); default: the bundled demo model, else a random tiny model")
+    p.add_argument("--start", type=float, default=0.0, help="music start in seconds (default 0)")
+    p.add_argument("--seconds", type=float, default=None, help="music length to use (default: to the end)")
+    p.add_argument("--frames", type=int, default=d.num_frames, help="frames to make; 0 = as long as the music (default)")
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the model's, e.g. 12 for tiny)")
+    p.add_argument("--width", type=int, default=d.width, help="video width, multiple of 8 (default %(default)s)")
+    p.add_argument("--height", type=int, default=d.height, help="video height, multiple of 8 (default %(default)s)")
+    p.add_argument("--steps", type=int, default=d.steps, help="denoising steps (default %(default)s)")
+    p.add_argument("--cfg", type=float, default=d.cfg, help="classifier-free guidance scale (default %(default)s)")
+    p.add_argument("--music-strength", type=float, default=d.music_strength, help="music branch strength (default 1)")
+    p.add_argument("--beat-strength", type=float, default=d.beat_strength, help="beat branch strength (default 1)")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler, help="sampler (default %(default)s)")
+    p.add_argument("--context-length", type=int, default=d.context_length, help="frames per window (default %(default)s)")
+    p.add_argument("--context-overlap", type=int, default=d.context_overlap, help="window overlap (default %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="auto = fp16 on CUDA/MPS, fp32 on CPU")
+    p.set_defaults(run=run_animate)
+
+
+def run_animate(args: argparse.Namespace) -> int:
+    from .animate import animate_files
+
+    animate_files(args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m musedance_core",
                                      description="MuseDance: music-driven image animation.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_beats_parser(sub)
+    _add_animate_parser(sub)
     return parser
 
 

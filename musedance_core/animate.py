@@ -1,0 +1,109 @@
+"""File-to-file animation: image + music file -> mp4 with the music in it (the CLI's ``animate``).
+
+Loads the music segment twice — mono at the analysis rate for beats and features, and as is
+for the soundtrack — finds beats and features at the video fps, runs the pipeline and streams
+the decoded frames into the mp4 writer, so a long video never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from .errors import InputError
+
+DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "musedance-demo-tiny.safetensors"
+
+
+def load_model_or_demo(path: Path | None, device: torch.device, dtype: torch.dtype):
+    """The bundle at ``path``; else the bundled demo model; else a random tiny model (said plainly)."""
+    from .checkpoints.bundle import load_bundle
+
+    if path is not None:
+        return load_bundle(path, device=device, dtype=dtype), str(path)
+    if DEMO_BUNDLE.is_file():
+        return load_bundle(DEMO_BUNDLE, device=device, dtype=dtype), f"demo model {DEMO_BUNDLE.name}"
+    from .models.config import tiny_config
+    from .models.musedance import MuseDanceModel
+
+    print("note: no trained model given and no demo model bundled yet: using a RANDOMLY INITIALISED tiny "
+          "model. The video will be noise that follows the pipeline, not a dance. Pass --model BUNDLE.",
+          file=sys.stderr)
+    torch.manual_seed(0)
+    return MuseDanceModel(tiny_config()).to(device=device, dtype=dtype).eval(), "random tiny model"
+
+
+def animate_files(args) -> Path:
+    """Run the ``animate`` command (see cli.py for the arguments)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .audio.analysis import ANALYSIS_SAMPLE_RATE, analyze
+    from .audio.beats import track_beats
+    from .audio.encoders import get_music_encoder
+    from .audio.io import load_audio, to_mono, resample
+    from .devices import pick_device, pick_dtype
+    from .pipeline import AnimateSettings, MuseDancePipeline
+    from .video import VideoWriter
+
+    t0 = time.perf_counter()
+    image_path = Path(args.image)
+    if not image_path.is_file():
+        raise InputError(f"image file not found: '{image_path}'.")
+    try:
+        image = Image.open(image_path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read '{image_path.name}' as an image ({exc}); use png, jpg or webp.") from exc
+
+    device = pick_device(args.device)
+    dtype = pick_dtype(args.precision, device)
+    model, model_name = load_model_or_demo(args.model, device, dtype)
+    fps = float(args.fps) if args.fps else float(model.config.fps)
+
+    soundtrack = load_audio(args.music, start=args.start, duration=args.seconds)
+    mono = resample(to_mono(soundtrack), ANALYSIS_SAMPLE_RATE).samples[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        analysis = analyze(mono, ANALYSIS_SAMPLE_RATE)
+        beats = track_beats(mono, ANALYSIS_SAMPLE_RATE, fps, analysis=analysis)
+        encoder = get_music_encoder("spectral")
+        music = encoder.encode(mono, ANALYSIS_SAMPLE_RATE, fps, start=soundtrack.start, analysis=analysis)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(f"music: {soundtrack.duration:.2f} s, {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats; "
+          f"model: {model_name} on {device} ({str(dtype).removeprefix('torch.')})", file=sys.stderr)
+
+    settings = AnimateSettings(num_frames=args.frames, width=args.width, height=args.height, steps=args.steps,
+                               cfg=args.cfg, music_strength=args.music_strength, beat_strength=args.beat_strength,
+                               seed=args.seed, scheduler=args.scheduler, context_length=args.context_length,
+                               context_overlap=args.context_overlap)
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="window", desc="sampling", file=sys.stderr, leave=False)
+
+    def on_progress(p) -> None:
+        bar.total = p.total
+        bar.update(1)
+
+    pipe = MuseDancePipeline(model)
+    out = Path(args.out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from .pipeline import check_inputs
+
+        used, _ = check_inputs(model, music, beats, settings)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    with VideoWriter(out, fps, used.width, used.height, audio=soundtrack) as writer:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # already reported above
+            result = pipe(image, music, beats, args.prompt, args.negative_prompt, settings,
+                          callback=on_progress, frame_sink=writer.write)
+    bar.close()
+    print(f"wrote {out}: {result.num_frames} frames, {result.width}x{result.height} at {fps:g} fps with the music; "
+          f"took {time.perf_counter() - t0:.1f} s")
+    return out

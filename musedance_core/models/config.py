@@ -1,0 +1,219 @@
+"""One frozen config for the whole MuseDance model, saved with the weights.
+
+The component configs are plain dicts in diffusers / transformers form, so that
+``UNet2DConditionModel(**unet)``, ``MotionAdapter(**motion)``, ``AutoencoderKL(**vae)`` and
+``CLIPTextConfig(**text_encoder)`` build the parts, and real SD 1.5 / AnimateDiff weights load
+into them by name. The MuseDance-specific parts (music and beat branches) have their own fields.
+
+Two presets: ``tiny`` (CPU tests and the demo model, each UNet well under 5 M parameters) and
+``sd15`` (exactly the shapes of Stable Diffusion 1.5 + the AnimateDiff v2 motion adapter).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..audio.encoders import SPECTRAL_DIM, SPECTRAL_ENCODER_ID
+from ..errors import InputError
+from ..types import BEAT_FEATURE_NAMES
+
+CONFIG_VERSION = 1
+
+SD15_UNET: dict[str, Any] = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "layers_per_block": 2,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 768,
+    "norm_num_groups": 32,
+}
+SD15_MOTION: dict[str, Any] = {  # AnimateDiff v2 (mm_sd_v15_v2)
+    "block_out_channels": [320, 640, 1280, 1280],
+    "motion_layers_per_block": 2,
+    "motion_mid_block_layers_per_block": 1,
+    "motion_num_attention_heads": 8,
+    "motion_norm_num_groups": 32,
+    "motion_max_seq_length": 32,
+    "use_motion_mid_block": True,
+}
+SD15_VAE: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": 512,
+    "scaling_factor": 0.18215,
+}
+SD15_TEXT: dict[str, Any] = {  # CLIP ViT-L/14 text tower
+    "vocab_size": 49408,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+}
+SD15_SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "timestep_spacing": "leading",
+    "steps_offset": 1,
+    "rescale_betas_zero_snr": False,
+}
+
+
+@dataclass(frozen=True)
+class MuseDanceConfig:
+    """Everything needed to rebuild the model's modules (not the weights).
+
+    Attributes:
+        name: preset name ("tiny", "sd15") or a user label.
+        unet: UNet2DConditionModel kwargs, shared by ReferenceNet and the denoising UNet.
+        motion: MotionAdapter kwargs (AnimateDiff motion modules).
+        vae: AutoencoderKL kwargs.
+        text_encoder: CLIPTextConfig kwargs.
+        tokenizer: "byte-bpe" (the project's own byte-level CLIP vocabulary, for tiny models)
+            or "clip" (the real CLIP BPE tokenizer, from a folder the user provides).
+        scheduler: DDIM/Euler/DPM++ kwargs (betas, prediction type, spacing).
+        music_encoder: id of the music encoder whose features the model was trained on.
+        music_dim: width of those features (D of MusicFeatures).
+        beat_dim: number of beat features per frame (K of BeatTrack.frame_features).
+        token_window: music/beat tokens per frame: the frame itself and (token_window-1)/2 on each side.
+        branch_hidden: width of the music/beat token encoders.
+        fps: frame rate the model was trained at (the pipeline's default).
+    """
+
+    name: str
+    unet: dict
+    motion: dict
+    vae: dict
+    text_encoder: dict
+    tokenizer: str = "clip"
+    scheduler: dict = field(default_factory=lambda: dict(SD15_SCHEDULER))
+    music_encoder: str = SPECTRAL_ENCODER_ID
+    music_dim: int = SPECTRAL_DIM
+    beat_dim: int = len(BEAT_FEATURE_NAMES)
+    token_window: int = 5
+    branch_hidden: int = 256
+    fps: float = 24.0
+    version: int = CONFIG_VERSION
+
+    @property
+    def cross_attention_dim(self) -> int:
+        return int(self.unet["cross_attention_dim"])
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae["block_out_channels"]) - 1)
+
+    @property
+    def max_context_frames(self) -> int:
+        """Longest window the motion modules' positional encoding covers."""
+        return int(self.motion.get("motion_max_seq_length", 32))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "MuseDanceConfig":
+        data = json.loads(text)
+        version = int(data.get("version", 0))
+        if version > CONFIG_VERSION:
+            raise InputError(f"model config version {version} is newer than this MuseDance understands "
+                             f"({CONFIG_VERSION}); update the MuseDance node pack.")
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_changes(self, **changes: Any) -> "MuseDanceConfig":
+        return replace(self, **changes)
+
+
+def tiny_config() -> MuseDanceConfig:
+    """A small model for CPU tests and the demo: 2 UNet levels, 32/64 channels, VAE factor 4."""
+    channels = [32, 64]
+    return MuseDanceConfig(
+        name="tiny",
+        unet={
+            "sample_size": 32,
+            "in_channels": 4,
+            "out_channels": 4,
+            "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+            "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+            "block_out_channels": channels,
+            "layers_per_block": 1,
+            "attention_head_dim": 8,
+            "cross_attention_dim": 64,
+            "norm_num_groups": 8,
+        },
+        motion={
+            "block_out_channels": channels,
+            "motion_layers_per_block": 1,
+            "motion_mid_block_layers_per_block": 1,
+            "motion_num_attention_heads": 2,
+            "motion_norm_num_groups": 8,
+            "motion_max_seq_length": 32,
+            "use_motion_mid_block": True,
+        },
+        vae={
+            "in_channels": 3,
+            "out_channels": 3,
+            "down_block_types": ["DownEncoderBlock2D"] * 3,
+            "up_block_types": ["UpDecoderBlock2D"] * 3,
+            "block_out_channels": [16, 32, 32],
+            "layers_per_block": 1,
+            "latent_channels": 4,
+            "norm_num_groups": 8,
+            "sample_size": 128,
+            "scaling_factor": 1.0,
+        },
+        text_encoder={
+            "vocab_size": 600,  # byte-level vocabulary: 256 bytes, 256 word-final bytes, specials
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "hidden_act": "quick_gelu",
+            "projection_dim": 64,
+        },
+        tokenizer="byte-bpe",
+        branch_hidden=64,
+        fps=12.0,
+    )
+
+
+def sd15_config() -> MuseDanceConfig:
+    """Stable Diffusion 1.5 UNet/VAE/CLIP-L shapes + AnimateDiff v2 motion modules."""
+    return MuseDanceConfig(
+        name="sd15",
+        unet=dict(SD15_UNET),
+        motion=dict(SD15_MOTION),
+        vae=dict(SD15_VAE),
+        text_encoder=dict(SD15_TEXT),
+        tokenizer="clip",
+        branch_hidden=512,
+        fps=8.0,
+    )
+
+
+PRESETS = {"tiny": tiny_config, "sd15": sd15_config}
+
+
+def preset(name: str) -> MuseDanceConfig:
+    if name not in PRESETS:
+        raise InputError(f"unknown model preset '{name}'; choose one of {sorted(PRESETS)}.")
+    return PRESETS[name]()

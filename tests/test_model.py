@@ -1,0 +1,181 @@
+"""The MuseDance model: shapes, branch semantics, reference attention, and the sd15 layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from musedance_core.models.config import MuseDanceConfig, sd15_config, tiny_config
+from musedance_core.models.musedance import MuseDanceModel, motion_modules, transformer_blocks
+from musedance_core.models.text import MAX_TOKENS, ByteTokenizer
+
+
+@pytest.fixture(scope="module")
+def model() -> MuseDanceModel:
+    torch.manual_seed(0)
+    return MuseDanceModel(tiny_config()).eval()
+
+
+def _inputs(model: MuseDanceModel, frames: int = 6, videos: int = 2):
+    g = torch.Generator().manual_seed(1)
+    text = model.encode_prompt(["", "bounces on every beat"][:videos])
+    latents = torch.randn(videos, 4, frames, 8, 8, generator=g)
+    ref = torch.randn(1, 4, 8, 8, generator=g)
+    music = torch.randn(1, frames, model.config.music_dim, generator=g)
+    beats = torch.randn(1, frames, model.config.beat_dim, generator=g)
+    return text, latents, ref, music, beats
+
+
+def _randomise_branches(model: MuseDanceModel) -> dict:
+    """Give the (zero-initialised) branch outputs weights, as training would; returns a backup."""
+    backup = {k: v.clone() for k, v in list(model.music.state_dict().items()) + [("beat." + k, v) for k, v in model.beat.state_dict().items()]}
+    g = torch.Generator().manual_seed(7)
+    for branch in (model.music, model.beat):
+        for p in list(branch.to_v.parameters()) + list(branch.film.parameters()):
+            p.data = torch.randn(p.shape, generator=g) * 0.2
+    return backup
+
+
+def _restore(model: MuseDanceModel, backup: dict) -> None:
+    model.music.load_state_dict({k: v for k, v in backup.items() if not k.startswith("beat.")})
+    model.beat.load_state_dict({k[5:]: v for k, v in backup.items() if k.startswith("beat.")})
+
+
+def test_tiny_is_small(model):
+    counts = model.parameter_counts()
+    assert counts["reference_unet"] < 5e6 and counts["denoising_unet"] < 5e6
+
+
+def test_denoise_shapes_and_dtype(model):
+    text, latents, ref, music, beats = _inputs(model)
+    with torch.no_grad():
+        bank = model.encode_reference(ref, text[1:])
+        cond = model.frame_conditions(music, beats)
+        out = model.denoise(latents, 500, text, reference=bank, conditions=cond, cond=slice(1, 2))
+    assert out.shape == latents.shape and out.dtype == torch.float32
+    assert cond.music_tokens.shape == (1, 6, model.config.token_window, model.config.cross_attention_dim)
+    assert set(bank) == set(transformer_blocks(model.denoising_unet))
+
+
+def test_fresh_branches_add_nothing(model):
+    """Zero-initialised music/beat branches: strength 1 == strength 0 == no branches, exactly."""
+    text, latents, ref, music, beats = _inputs(model)
+    with torch.no_grad():
+        bank = model.encode_reference(ref, text[1:])
+        cond = model.frame_conditions(music, beats)
+        on = model.denoise(latents, 300, text, reference=bank, conditions=cond, cond=slice(1, 2))
+        off = model.denoise(latents, 300, text, reference=bank, cond=slice(1, 2))
+    assert torch.equal(on, off)
+
+
+def test_strength_zero_is_exactly_the_model_without_branches(model):
+    backup = _randomise_branches(model)
+    try:
+        text, latents, ref, music, beats = _inputs(model)
+        with torch.no_grad():
+            bank = model.encode_reference(ref, text[1:])
+            cond = model.frame_conditions(music, beats)
+            without = model.denoise(latents, 300, text, reference=bank, cond=slice(1, 2))
+            zero = model.denoise(latents, 300, text, reference=bank, conditions=cond, cond=slice(1, 2),
+                                 music_scale=0.0, beat_scale=0.0)
+            music_only = model.denoise(latents, 300, text, reference=bank, conditions=cond, cond=slice(1, 2),
+                                       music_scale=1.0, beat_scale=0.0)
+            both = model.denoise(latents, 300, text, reference=bank, conditions=cond, cond=slice(1, 2))
+        assert torch.equal(zero, without)
+        assert not torch.allclose(music_only, without) and not torch.allclose(both, music_only)
+        # the unconditional video (row 0) never sees the branches or the reference
+        assert torch.equal(both[0], without[0])
+    finally:
+        _restore(model, backup)
+
+
+def test_reference_changes_only_the_conditioned_video(model):
+    text, latents, ref, music, beats = _inputs(model)
+    with torch.no_grad():
+        bank = model.encode_reference(ref, text[1:])
+        plain = model.denoise(latents, 300, text)
+        with_ref = model.denoise(latents, 300, text, reference=bank, cond=slice(1, 2))
+    assert torch.equal(plain[0], with_ref[0])
+    assert not torch.allclose(plain[1], with_ref[1])
+
+
+def test_beat_film_reaches_the_motion_modules(model):
+    backup = _randomise_branches(model)
+    try:
+        text, latents, ref, music, beats = _inputs(model, videos=1)
+        with torch.no_grad():
+            cond = model.frame_conditions(music, beats)
+            base = model.denoise(latents, 300, text[:1], conditions=cond)
+            # remove the beat cross-attention only: FiLM alone must still change the output
+            for proj in model.beat.to_v.values():
+                proj.weight.zero_()
+            film_only = model.denoise(latents, 300, text[:1], conditions=cond, music_scale=0.0)
+            none = model.denoise(latents, 300, text[:1], conditions=cond, music_scale=0.0, beat_scale=0.0)
+        assert not torch.allclose(film_only, none)
+        assert not torch.allclose(base, none)
+    finally:
+        _restore(model, backup)
+
+
+def test_motion_switch_bypasses_temporal_layers(model):
+    for module in motion_modules(model.denoising_unet).values():  # give motion modules an effect
+        torch.nn.init.normal_(module.proj_out.weight, std=0.1)
+    try:
+        text, latents, *_ = _inputs(model, videos=1)
+        with torch.no_grad():
+            frames = [model.denoise(latents[:, :, i : i + 1], 300, text[:1], motion=False) for i in range(3)]
+            together = model.denoise(latents[:, :, :3], 300, text[:1], motion=False)
+            temporal = model.denoise(latents[:, :, :3], 300, text[:1], motion=True)
+        assert torch.allclose(torch.cat(frames, dim=2), together, atol=1e-5)  # frames independent
+        assert not torch.allclose(together, temporal)
+    finally:
+        for module in motion_modules(model.denoising_unet).values():
+            torch.nn.init.zeros_(module.proj_out.weight)
+
+
+def test_byte_tokenizer_and_long_prompt():
+    tok = ByteTokenizer()
+    ids, cut = tok(["Spin!", "a " * 100])
+    assert ids.shape == (2, MAX_TOKENS)
+    # "spin" and "!" are words; the last byte of each carries the word-end mark (+256)
+    assert ids[0, :7].tolist() == [tok.bos_token_id, ord("s"), ord("p"), ord("i"), 256 + ord("n"), 256 + ord("!"),
+                                   tok.eos_token_id]
+    assert cut == [False, True]
+    assert ids[1, -1] == tok.eos_token_id
+
+
+def test_long_prompt_warns(model):
+    with pytest.warns(UserWarning, match="longer than 77 tokens"):
+        emb = model.encode_prompt(["spins and jumps " * 20])
+    assert emb.shape == (1, 77, model.config.cross_attention_dim)
+
+
+def test_config_json_round_trip_and_version_guard():
+    cfg = tiny_config()
+    assert MuseDanceConfig.from_json(cfg.to_json()) == cfg
+    newer = cfg.to_json().replace('"version": 1', '"version": 99')
+    with pytest.raises(ValueError, match="newer than this MuseDance"):
+        MuseDanceConfig.from_json(newer)
+
+
+def test_sd15_layout_matches_diffusers_sd15_and_animatediff_v2():
+    """Parameter names and shapes equal diffusers' own SD 1.5 UNet + MotionAdapter (built on 'meta')."""
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    from musedance_core.models.config import SD15_UNET
+
+    with torch.device("meta"):
+        ours = MuseDanceModel(sd15_config())
+        unet = UNet2DConditionModel(**SD15_UNET)
+        adapter = MotionAdapter()  # diffusers' defaults are AnimateDiff v2's
+        reference = UNetMotionModel.from_unet2d(unet, adapter, load_weights=False)
+
+    def shapes(module):
+        return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+    assert shapes(ours.denoising_unet) == shapes(reference)
+    assert shapes(ours.reference_unet) == shapes(unet)
+    motion_keys = {k for k in shapes(ours.denoising_unet) if ".motion_modules." in k}
+    assert motion_keys == set(shapes(adapter)) - {k for k in shapes(adapter) if ".motion_modules." not in k}
+    assert len(transformer_blocks(ours.denoising_unet)) == 16  # all SD 1.5 transformer blocks get reference attention
+    assert ours.config.cross_attention_dim == 768
