@@ -58,3 +58,46 @@ def test_silent_file_warns_and_succeeds(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "warning: no beat found: the audio is silent" in run.stderr
     assert "48 frames at 24 fps" in run.stdout
+
+
+def _image(path: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((60, 48, 4)) * 255).astype(np.uint8), "RGBA").save(path)
+    return path
+
+
+def test_animate_writes_an_mp4_with_the_music(groove_file, tmp_path):
+    from musedance_core.video import probe_video
+
+    out = tmp_path / "dance.mp4"
+    run = _cli("animate", "--image", str(_image(tmp_path / "me.png")), "--music", str(groove_file),
+               "--start", "1", "--seconds", "2", "--fps", "8", "--width", "64", "--height", "64",
+               "--steps", "1", "--context-length", "8", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "RANDOMLY INITIALISED" in run.stderr or "demo model" in run.stderr
+    info = probe_video(out)
+    assert info.num_frames == 16 and info.fps == 8.0
+    assert info.has_audio and abs(info.audio_duration - 2.0) < 0.05
+    assert (info.width, info.height) == (64, 64)
+
+
+def test_animate_frames_shorter_than_the_music_cut_the_audio(groove_file, tmp_path):
+    from musedance_core.video import probe_video
+
+    out = tmp_path / "short.mp4"
+    run = _cli("animate", "--image", str(_image(tmp_path / "me.png")), "--music", str(groove_file),
+               "--frames", "6", "--fps", "12", "--width", "64", "--height", "64", "--steps", "1", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    info = probe_video(out)
+    assert info.num_frames == 6 and abs(info.audio_duration - 0.5) < 0.05
+
+
+def test_animate_bad_image_is_one_clear_line(groove_file, tmp_path):
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"not an image")
+    run = _cli("animate", "--image", str(bad), "--music", str(groove_file), "--out", str(tmp_path / "x.mp4"))
+    assert run.returncode == 2 and "cannot read 'photo.png' as an image" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "x.mp4").exists()
