@@ -80,7 +80,7 @@ def beat_plot(samples: np.ndarray, sample_rate: int, beats: BeatTrack, *, width:
     draw.text((width - 230, 5), "| beat", fill=BEAT_COLOUR)
     draw.text((width - 180, 5), "| downbeat", fill=DOWNBEAT_COLOUR)
     draw.text((width - 100, 5), "~ onset", fill=ONSET_COLOUR)
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns on read-only arrays)
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:

@@ -137,6 +137,11 @@ class MuseDanceModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @device.setter
+    def device(self, value) -> None:
+        """Host memory managers (ComfyUI's ModelPatcher) record a device here; the parameters'
+        device stays the truth, so the value is not stored."""
+
     @property
     def dtype(self) -> torch.dtype:
         return next(self.denoising_unet.parameters()).dtype

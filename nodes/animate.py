@@ -1,0 +1,99 @@
+"""MuseDance Animate Image: model + image + music + beats + prompt -> frames, matching audio, fps."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from . import host
+from .types import CATEGORY, MuseDanceBeats, MuseDanceModel, MuseDanceMusic
+
+
+def _settings_inputs() -> list:
+    from ..musedance_core.images import MAX_SIZE, MIN_SIZE
+    from ..musedance_core.pipeline import MAX_CFG, MAX_FRAMES, MAX_STEPS, MAX_STRENGTH, AnimateSettings
+    from ..musedance_core.schedulers import SCHEDULERS
+
+    d = AnimateSettings()
+    return [
+        io.Int.Input("seed", default=d.seed, min=0, max=2**63 - 1, control_after_generate=True,
+                     tooltip="Random seed; the same seed and inputs give the same video."),
+        io.Int.Input("steps", default=d.steps, min=1, max=MAX_STEPS, tooltip="Denoising steps (20-30 is typical)."),
+        io.Float.Input("cfg", default=d.cfg, min=0.0, max=MAX_CFG, step=0.1,
+                       tooltip="Classifier-free guidance: how strongly to follow image, prompt and music. "
+                               "1 = off (faster)."),
+        io.Float.Input("music_strength", default=d.music_strength, min=0.0, max=MAX_STRENGTH, step=0.05,
+                       tooltip="Strength of the music branch; 0 = ignore the music features."),
+        io.Float.Input("beat_strength", default=d.beat_strength, min=0.0, max=MAX_STRENGTH, step=0.05,
+                       tooltip="Strength of the beat branch; 0 = ignore the beats."),
+        io.Int.Input("width", default=d.width, min=MIN_SIZE, max=MAX_SIZE, step=8,
+                     tooltip="Video width (multiple of 8). The image is scaled to cover it and centre-cropped."),
+        io.Int.Input("height", default=d.height, min=MIN_SIZE, max=MAX_SIZE, step=8,
+                     tooltip="Video height (multiple of 8)."),
+        io.Int.Input("frames", default=0, min=0, max=MAX_FRAMES,
+                     tooltip="Frames to make; 0 = as long as the music. More than the music is cut to the music."),
+        io.Int.Input("context_length", default=d.context_length, min=1, max=64,
+                     tooltip="Frames denoised together; longer videos are made in overlapping windows "
+                             "(memory follows this, not the video length)."),
+        io.Int.Input("context_overlap", default=d.context_overlap, min=0, max=63,
+                     tooltip="Frames shared by neighbouring windows (blended smoothly)."),
+        io.Combo.Input("scheduler", options=list(SCHEDULERS), default=d.scheduler, tooltip="Sampler."),
+        io.Boolean.Input("keep_model_loaded", default=True,
+                         tooltip="Keep the model on the GPU after this run (faster reruns); off frees the memory."),
+    ]
+
+
+class MuseDanceAnimateImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MuseDanceAnimateImage",
+            display_name="MuseDance Animate Image",
+            category=CATEGORY,
+            description="Animates the image so that it dances to the music, following the prompt. Outputs the "
+                        "frames, the audio that matches them and the fps: connect them to CreateVideo.",
+            inputs=[
+                MuseDanceModel.Input("model", tooltip="From Load MuseDance Model."),
+                io.Image.Input("image", tooltip="The picture to animate (the first one if a batch)."),
+                MuseDanceMusic.Input("music", tooltip="From MuseDance Music Encoder."),
+                MuseDanceBeats.Input("beats", tooltip="From MuseDance Beat Extractor (same audio and fps)."),
+                io.Audio.Input("audio", tooltip="The same AUDIO the music and beats came from; returned cut to the frames."),
+                io.String.Input("prompt", multiline=True, default="dances to the music, bounces on every beat",
+                                tooltip="How the subject should move."),
+                io.String.Input("negative_prompt", multiline=True, default="", tooltip="What to avoid."),
+                *_settings_inputs(),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames"),
+                io.Audio.Output(display_name="audio", tooltip="The audio segment that matches the frames."),
+                io.Float.Output(display_name="fps"),
+            ],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(cls, context_length: int = 16, context_overlap: int = 4, **kwargs) -> bool | str:
+        if context_overlap >= context_length:
+            return f"context_overlap ({context_overlap}) must be smaller than context_length ({context_length})."
+        return True
+
+    @classmethod
+    def execute(cls, model, image, music, beats, audio, prompt: str, negative_prompt: str, seed: int, steps: int,
+                cfg: float, music_strength: float, beat_strength: float, width: int, height: int, frames: int,
+                context_length: int, context_overlap: int, scheduler: str, keep_model_loaded: bool) -> io.NodeOutput:
+        from ..musedance_core.audio.io import from_comfy_audio, to_comfy_audio, trim
+        from ..musedance_core.pipeline import AnimateSettings, MuseDancePipeline
+
+        settings = AnimateSettings(num_frames=frames, width=width, height=height, steps=steps, cfg=cfg,
+                                   music_strength=music_strength, beat_strength=beat_strength, seed=seed,
+                                   scheduler=scheduler, context_length=context_length, context_overlap=context_overlap)
+        soundtrack = from_comfy_audio(audio, name="audio")  # checked before the long part starts
+        host.load_to_device(model)
+        try:
+            result = MuseDancePipeline(model.model)(image, music, beats, prompt, negative_prompt, settings,
+                                                    callback=host.Progress(cls.hidden.unique_id))
+        finally:
+            if not keep_model_loaded:
+                host.offload(model)
+        seconds = result.num_frames / result.fps
+        segment = trim(soundtrack, 0.0, min(seconds, soundtrack.duration))
+        return io.NodeOutput(result.frames, to_comfy_audio(segment), float(result.fps))
