@@ -159,3 +159,15 @@ def test_to_dict_is_json_ready(groove_120):
     assert data["num_frames"] == beats.num_frames
     assert len(data["beat_times"]) == len(beats.beat_times)
     assert data["feature_names"] == list(BEAT_FEATURE_NAMES)
+
+
+def test_no_beats_in_the_reverb_tail():
+    song = render_groove(Groove(bpm=120.0, seconds=12.0), seed=10)
+    sr = song.sample_rate
+    t = np.arange(int(2.5 * sr)) / sr  # 2.5 s of decaying noise after the music, like a reverb tail
+    fade_in = np.minimum(t / 0.3, 1.0)  # no new attack where the tail starts
+    tail = np.random.default_rng(0).standard_normal(t.size) * 0.05 * fade_in * np.exp(-t / 0.6)
+    samples = np.concatenate([song.samples, tail.astype(np.float32)])
+    beats = track_beats(samples, sr, FPS)
+    assert beat_f_measure(song.beat_times, beats.beat_times) >= 0.95
+    assert beats.beat_times.max() <= song.beat_times.max() + 0.07
