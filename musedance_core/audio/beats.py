@@ -182,9 +182,13 @@ def tempogram(envelope: np.ndarray, frame_rate: float, bpms: np.ndarray) -> tupl
     Returns:
         (tg [W, B] normalised autocorrelation (1 = perfectly periodic), centres [W] in frames).
     """
-    win = int(round(TEMPOGRAM_WINDOW_S * frame_rate))
     hop = int(round(TEMPOGRAM_HOP_S * frame_rate))
     n = len(envelope)
+    longest_lag = int(math.ceil(60.0 * frame_rate / float(np.min(bpms)))) + 2
+    # A clip shorter than the usual window is analysed as one window of its own length (zero
+    # padding would taper the music away); only clips too short for two periods of the slowest
+    # tempo are padded.
+    win = min(int(round(TEMPOGRAM_WINDOW_S * frame_rate)), max(n, 2 * longest_lag))
     if n < win:
         envelope = np.pad(envelope, (0, win - n))
     starts = np.arange(0, max(len(envelope) - win, 0) + 1, hop)
