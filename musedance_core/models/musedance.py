@@ -11,6 +11,7 @@ Module names (they are the prefixes of the bundle's tensors):
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -111,21 +112,21 @@ class MuseDanceModel(nn.Module):
             block.attn1.set_processor(ReferenceSelfAttention(name))
             block.attn2.set_processor(DecoupledCrossAttention(name))
         for name, module in motion_modules(self.denoising_unet).items():
-            module.register_forward_pre_hook(self._film_hook(name), with_kwargs=True)
+            # a partial of a bound method (not a closure) so that copy.deepcopy rebinds it to the copy
+            module.register_forward_pre_hook(functools.partial(self._film, name), with_kwargs=True)
             module.register_forward_hook(self._motion_switch, with_kwargs=True)
 
-    def _film_hook(self, name: str):
-        def hook(module, args, kwargs):
-            ctx = self._context
-            if ctx is None or ctx.cond is None or ctx.film is None or ctx.beat_scale == 0:
-                return None
-            hidden = args[0]  # ((V F), C, H, W)
-            scale, shift = self.beat.film_params(name, ctx.film)  # (rows in cond, C)
-            rows = ctx.cond
-            part = hidden[rows] * (1 + ctx.beat_scale * scale[:, :, None, None]) + ctx.beat_scale * shift[:, :, None, None]
-            hidden = torch.cat([hidden[: rows.start], part.to(hidden.dtype), hidden[rows.stop :]], dim=0)
-            return (hidden,) + tuple(args[1:]), kwargs
-        return hook
+    def _film(self, name: str, module, args, kwargs):
+        """Forward pre-hook of motion module ``name``: frame-wise FiLM of its input by the beats."""
+        ctx = self._context
+        if ctx is None or ctx.cond is None or ctx.film is None or ctx.beat_scale == 0:
+            return None
+        hidden = args[0]  # ((V F), C, H, W)
+        scale, shift = self.beat.film_params(name, ctx.film)  # (rows in cond, C)
+        rows = ctx.cond
+        part = hidden[rows] * (1 + ctx.beat_scale * scale[:, :, None, None]) + ctx.beat_scale * shift[:, :, None, None]
+        hidden = torch.cat([hidden[: rows.start], part.to(hidden.dtype), hidden[rows.stop :]], dim=0)
+        return (hidden,) + tuple(args[1:]), kwargs
 
     def _motion_switch(self, module, args, kwargs, output):
         if self._context is not None and not self._context.motion:

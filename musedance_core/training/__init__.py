@@ -1,0 +1,1 @@
+"""Training library: data, losses, steps, checkpoints and reports used by training/*.py."""

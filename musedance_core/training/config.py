@@ -1,0 +1,82 @@
+"""Training configuration: one frozen dataclass, read from YAML (with command-line overrides)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+STAGES = ("vae", "appearance", "motion")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: str  # vae | appearance | motion
+    data: str  # data-set folder with manifest.jsonl
+    output_dir: str
+    train: list[str]  # parts to train: vae, text_encoder, reference_unet, spatial, motion, music, beat
+    preset: str = "tiny"  # model to start from when `init` is empty
+    init: str = ""  # bundle written by the previous stage
+    prediction_type: str = ""  # epsilon | v_prediction; empty = the preset's
+    seed: int = 0
+    max_steps: int = 1000
+    batch_size: int = 4
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-4
+    warmup_steps: int = 50
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    gradient_checkpointing: bool = False
+    use_8bit_adam: bool = False
+    ema_decay: float = 0.0  # 0 = no EMA
+    noise_offset: float = 0.05
+    min_snr_gamma: float = 5.0
+    uncond_fraction: float = 0.1
+    mask_weight: float = 1.0
+    num_frames: int = 16  # stage 2 clip length
+    reference_window: int = 12  # stage 1: reference at most this many frames from the target
+    checkpoint_every: int = 200
+    validate_every: int = 0  # 0 = never during training
+    validation_clips: int = 2
+    validation_steps: int = 20
+    log_every: int = 10
+    save_fp16: bool = False
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise InputError(f"stage must be one of {STAGES}; got '{self.stage}'.")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise InputError(f"mixed_precision must be no, fp16 or bf16; got '{self.mixed_precision}'.")
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config; ``overrides`` are ``key=value`` strings (values parsed as YAML).
+    Relative paths in the file are relative to the repository root (the folder holding training/)."""
+    import yaml
+
+    path = Path(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"override '{item}' must look like key=value.")
+        data[key] = _parse_value(value)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(f"unknown training config keys {unknown} in {path.name}; known: {sorted(known)}.")
+    root = path.resolve().parents[2] if path.resolve().parent.name == "configs" else Path.cwd()
+    for key in ("data", "output_dir", "init"):
+        if data.get(key) and not Path(data[key]).is_absolute():
+            data[key] = str(root / data[key])
+    return TrainConfig(**data)

@@ -1,0 +1,143 @@
+"""Training data: clips listed in a ``manifest.jsonl`` (SynthDance or prepare_dataset.py output).
+
+Each manifest line names a clip ``.npz`` holding ``frames`` uint8 [T, H, W, 3], optional ``mask``
+uint8 [T, H, W] (the subject), ``music`` float32 [T, D] and ``beats`` float32 [T, K], plus the
+clip's ``caption`` and ``split``.
+
+Sampling is a pure function of (seed, epoch, index), and batches follow a per-epoch permutation,
+so a resumed run continues with exactly the batches it would have seen (``BatchStream.state``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+MODES = ("image", "frame", "clip")
+
+
+def read_manifest(root: str | Path, split: str | None = None) -> list[dict]:
+    path = Path(root) / "manifest.jsonl"
+    if not path.is_file():
+        raise InputError(f"no manifest.jsonl in '{root}'. Make a data set with training/synth_dance.py or "
+                         "training/prepare_dataset.py first.")
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if split is not None:
+        records = [r for r in records if r.get("split", "train") == split]
+    if not records:
+        raise InputError(f"'{path}' lists no clips" + (f" in split '{split}'" if split else "") + ".")
+    return records
+
+
+@dataclass(frozen=True)
+class ClipSampler:
+    """Turns a clip into one training example.
+
+    mode: "image" (one frame, for the VAE), "frame" (stage 1: a target frame and a reference
+    frame at most ``reference_window`` frames away) or "clip" (stage 2: ``num_frames`` frames
+    and a reference frame from anywhere in the clip).
+    """
+
+    root: Path
+    records: tuple[dict, ...]
+    mode: str
+    num_frames: int = 16
+    reference_window: int = 12
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise InputError(f"data mode must be one of {MODES}; got '{self.mode}'.")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def example(self, index: int, epoch: int) -> dict:
+        record = self.records[index]
+        rng = np.random.default_rng([self.seed, epoch, index])
+        with np.load(self.root / record["clip"]) as arrays:
+            frames = arrays["frames"]
+            total = frames.shape[0]
+            if self.mode == "clip":
+                if total < self.num_frames:
+                    raise InputError(f"clip '{record['id']}' has {total} frames; training needs {self.num_frames}.")
+                start = int(rng.integers(0, total - self.num_frames + 1))
+                picked = np.arange(start, start + self.num_frames)
+                ref = int(rng.integers(0, total))
+            else:
+                t = int(rng.integers(0, total))
+                picked = np.array([t])
+                lo, hi = max(0, t - self.reference_window), min(total, t + self.reference_window + 1)
+                ref = int(rng.integers(lo, hi))
+            out = {
+                "pixels": _to_pixels(frames[picked]),  # (F, 3, H, W) in [-1, 1]
+                "reference": _to_pixels(frames[ref : ref + 1])[0],
+                "caption": record.get("caption", ""),
+            }
+            mask = arrays["mask"][picked] if "mask" in arrays.files else np.ones(frames[picked].shape[:3], np.uint8)
+            out["mask"] = torch.from_numpy((mask > 0).astype(np.float32))[:, None]  # (F, 1, H, W)
+            if self.mode == "clip":
+                out["music"] = torch.from_numpy(arrays["music"][picked].astype(np.float32))
+                out["beats"] = torch.from_numpy(arrays["beats"][picked].astype(np.float32))
+        return out
+
+
+def _to_pixels(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [F, H, W, 3] -> float32 [F, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def collate(examples: list[dict]) -> dict:
+    batch = {key: torch.stack([e[key] for e in examples]) for key in examples[0] if key != "caption"}
+    batch["caption"] = [e["caption"] for e in examples]
+    return batch
+
+
+class BatchStream:
+    """Endless, resumable stream of batches: epoch by epoch through a seeded permutation."""
+
+    def __init__(self, sampler: ClipSampler, batch_size: int, epoch: int = 0, position: int = 0):
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1; got {batch_size}.")
+        self.sampler, self.batch_size = sampler, batch_size
+        self.epoch, self.position = epoch, position
+
+    @property
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def _order(self) -> np.ndarray:
+        return np.random.default_rng([self.sampler.seed, self.epoch, 7]).permutation(len(self.sampler))
+
+    def next(self) -> dict:
+        order = self._order()
+        picked = []
+        while len(picked) < self.batch_size:
+            if self.position >= len(order):
+                self.epoch, self.position = self.epoch + 1, 0
+                order = self._order()
+            picked.append((int(order[self.position]), self.epoch))
+            self.position += 1
+        return collate([self.sampler.example(i, e) for i, e in picked])
+
+
+def clip_conditions(arrays, record: dict, encoder_id: str):
+    """(MusicFeatures, BeatTrack) of a stored clip, for the sampling pipeline (validation, evaluation)."""
+    from ..types import BeatTrack, MusicFeatures
+
+    fps = float(record["fps"])
+    music = arrays["music"].astype(np.float32)
+    beats = arrays["beats"].astype(np.float32)
+    duration = music.shape[0] / fps
+    beat_times = arrays["beat_times"] if "beat_times" in arrays.files else np.zeros(0)
+    downbeats = arrays["downbeat_times"] if "downbeat_times" in arrays.files else np.zeros(0)
+    features = MusicFeatures(music, fps, record.get("music_encoder", encoder_id), 0.0, duration, 22050)
+    track = BeatTrack(np.asarray(beat_times, float), np.asarray(downbeats, float), float(record.get("bpm", 0.0)),
+                      int(record.get("beats_per_bar", 4)), beats, fps, duration, np.zeros(music.shape[0], np.float32))
+    return features, track

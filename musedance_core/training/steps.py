@@ -1,0 +1,132 @@
+"""One training step's loss for each stage, and which parameters each stage trains.
+
+Stages (DESIGN.md section 1; ``vae`` only for models without a pretrained VAE, like ``tiny``):
+- ``vae``: autoencoder reconstruction (L1 + MSE + a small KL) on single frames.
+- ``appearance`` (stage 1): single target frames, a reference frame from a short window of the
+  same clip, ReferenceNet + spatial layers, subject-mask-weighted loss; motion modules bypassed.
+- ``motion`` (stage 2): clips of N frames with their music and beats; spatial layers frozen;
+  motion modules, music and beat branches train.
+Condition dropout: a fraction of the samples of each batch is trained unconditionally (empty
+prompt, no reference, no music/beats), the unconditional branch classifier-free guidance uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models.musedance import MuseDanceModel
+from .losses import diffusion_loss, min_snr_weights, offset_noise, training_target
+
+STAGES = ("vae", "appearance", "motion")
+PARTS = ("vae", "text_encoder", "reference_unet", "spatial", "motion", "music", "beat")
+VAE_KL_WEIGHT = 1e-6
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    noise_offset: float = 0.05
+    min_snr_gamma: float = 5.0
+    uncond_fraction: float = 0.1  # condition dropout
+    mask_weight: float = 1.0  # stage 1: loss weight = 1 + mask_weight * subject mask
+
+
+def named_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.nn.Parameter]:
+    """Parameters of ``parts`` keyed by their bundle names (``motion.down_blocks...`` etc.)."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown trainable parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    out: dict[str, torch.nn.Parameter] = {}
+    for part in parts:
+        if part in ("spatial", "motion"):
+            for name, p in model.denoising_unet.named_parameters():
+                is_motion = ".motion_modules." in name
+                if is_motion == (part == "motion"):
+                    out[f"{'motion' if is_motion else 'denoising_unet'}.{name}"] = p
+        else:
+            out.update({f"{part}.{name}": p for name, p in getattr(model, part).named_parameters()})
+    return out
+
+
+def set_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.nn.Parameter]:
+    model.requires_grad_(False)
+    params = named_trainable(model, parts)
+    for p in params.values():
+        p.requires_grad_(True)
+    return params
+
+
+def vae_loss(model: MuseDanceModel, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    pixels = batch["pixels"][:, 0].to(model.device)  # (B, 3, H, W)
+    dist = model.vae.encode(pixels).latent_dist
+    noise = torch.randn(dist.mean.shape, generator=generator).to(pixels.device)
+    latents = dist.mean + dist.std * noise
+    recon = model.vae.decode(latents).sample
+    rec = (recon - pixels).abs().mean() + ((recon - pixels) ** 2).mean()
+    return rec + VAE_KL_WEIGHT * dist.kl().mean()
+
+
+def _uncond_first(batch: dict, fraction: float, generator: torch.Generator) -> tuple[dict, int]:
+    """Reorder the batch so the dropped (unconditional) samples come first; returns their count."""
+    b = len(batch["caption"])
+    drop = torch.rand(b, generator=generator) < fraction
+    order = torch.argsort(drop.logical_not().int(), stable=True)  # dropped first
+    out = {k: (v[order] if torch.is_tensor(v) else [v[i] for i in order.tolist()]) for k, v in batch.items()}
+    n = int(drop.sum())
+    out["caption"] = [""] * n + out["caption"][n:]
+    return out, n
+
+
+def _noisy(model: MuseDanceModel, scheduler, latents: torch.Tensor, settings: LossSettings,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    b = latents.shape[0]
+    noise = offset_noise(tuple(latents.shape), generator, settings.noise_offset).to(latents.device)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(latents.device)
+    return scheduler.add_noise(latents, noise, t), noise, t
+
+
+@torch.no_grad()
+def _encode(model: MuseDanceModel, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """[B, F, 3, H, W] -> latents [B, 4, F, h, w] (VAE frozen in these stages)."""
+    b, f = pixels.shape[:2]
+    flat = pixels.flatten(0, 1).to(model.device)
+    dist = model.vae.encode(flat.to(model.vae.dtype)).latent_dist
+    latents = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=generator).to(flat.device)
+    latents = latents * model.vae.config.scaling_factor
+    return latents.unflatten(0, (b, f)).transpose(1, 2).float()
+
+
+def diffusion_step_loss(model: MuseDanceModel, scheduler, batch: dict, stage: str, settings: LossSettings,
+                        generator: torch.Generator, music_scale: float = 1.0, beat_scale: float = 1.0) -> torch.Tensor:
+    """Loss of one ``appearance`` or ``motion`` batch."""
+    batch, n_uncond = _uncond_first(batch, settings.uncond_fraction, generator)
+    latents = _encode(model, batch["pixels"], generator)  # (B, 4, F, h, w)
+    b = latents.shape[0]
+    cond = slice(n_uncond, b) if n_uncond < b else None
+    text = model.encode_prompt(batch["caption"])
+    reference = None
+    if cond is not None:
+        ref_latents = _encode(model, batch["reference"][cond][:, None], generator)[:, :, 0]
+        reference = model.encode_reference(ref_latents, text[cond])
+    conditions = None
+    if stage == "motion" and cond is not None:
+        conditions = model.frame_conditions(batch["music"][cond].to(model.device), batch["beats"][cond].to(model.device))
+    noisy, noise, t = _noisy(model, scheduler, latents, settings, generator)
+    prediction = model.denoise(noisy, t, text, reference=reference, conditions=conditions, cond=cond,
+                               music_scale=music_scale, beat_scale=beat_scale, motion=(stage == "motion"))
+    target = training_target(scheduler, latents, noise, t)
+    weights = min_snr_weights(scheduler, t, settings.min_snr_gamma)
+    pixel_weights = None
+    if stage == "appearance" and settings.mask_weight > 0:
+        mask = batch["mask"].to(latents.device).transpose(1, 2)  # (B, 1, F, H, W)
+        mask = torch.nn.functional.adaptive_avg_pool3d(mask, latents.shape[2:])
+        pixel_weights = 1.0 + settings.mask_weight * mask
+    return diffusion_loss(prediction, target, weights, pixel_weights)
+
+
+@torch.no_grad()
+def latent_scale(model: MuseDanceModel, pixels: torch.Tensor) -> float:
+    """1 / std of the VAE latents of ``pixels`` [N, 3, H, W]: the SD practice for ``scaling_factor``."""
+    latents = model.vae.encode(pixels.to(model.device)).latent_dist.mean
+    return float(1.0 / latents.std().clamp_min(1e-6))

@@ -1,0 +1,195 @@
+"""Train MuseDance: one script for every stage, driven by a YAML config (see training/configs/).
+
+    accelerate launch training/train.py --config training/configs/tiny_stage2.yaml   # 1..N GPUs
+    python training/train.py --config training/configs/tiny_stage1.yaml              # CPU or 1 GPU
+
+Stages: ``vae`` (tiny models only), ``appearance`` (stage 1), ``motion`` (stage 2). Each run starts
+from a preset or from the bundle the previous stage wrote (``init``), trains the listed ``train``
+parts, checkpoints atomically every ``checkpoint_every`` steps (``kill -9`` then the same command
+resumes at the same step, optimizer and data position), writes validation videos with sound and a
+loss plot, and ends by writing a MuseDance bundle (``<output_dir>/model.safetensors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from musedance_core.training.config import TrainConfig, load_train_config  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, required=True, help="YAML training config")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set max_steps=20 batch_size=2")
+    return p.parse_args(argv)
+
+
+def build_model(cfg: TrainConfig):
+    from musedance_core.checkpoints.bundle import load_bundle
+    from musedance_core.models.config import preset
+    from musedance_core.models.musedance import MuseDanceModel
+
+    if cfg.init:
+        return load_bundle(cfg.init)
+    torch.manual_seed(cfg.seed)
+    model_config = preset(cfg.preset)
+    if cfg.prediction_type:
+        model_config = model_config.with_changes(scheduler=model_config.scheduler | {"prediction_type": cfg.prediction_type})
+    return MuseDanceModel(model_config)
+
+
+def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]):
+    if cfg.use_8bit_adam:
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise SystemExit("use_8bit_adam needs bitsandbytes (pip install bitsandbytes, CUDA only).") from exc
+        return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then constant (Moore-AnimateAnyone trains at a constant 1e-5)."""
+    return cfg.learning_rate * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from accelerate import Accelerator
+    from diffusers import DDPMScheduler
+
+    from musedance_core.checkpoints.bundle import save_bundle
+    from musedance_core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from musedance_core.training.data import BatchStream, ClipSampler, read_manifest
+    from musedance_core.training.report import plot_losses, validation_videos
+    from musedance_core.training.steps import (LossSettings, diffusion_step_loss, latent_scale, set_trainable,
+                                               vae_loss)
+
+    args = parse_args(argv)
+    cfg = load_train_config(args.config, args.set)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation)
+    model = build_model(cfg)
+    if cfg.gradient_checkpointing:
+        model.denoising_unet.enable_gradient_checkpointing()
+        model.reference_unet.enable_gradient_checkpointing()
+    trainable = set_trainable(model, cfg.train)
+    model.to(accelerator.device)
+    optimizer = make_optimizer(cfg, list(trainable.values()))
+    ema = {k: v.detach().clone() for k, v in trainable.items()} if cfg.ema_decay > 0 else None
+
+    mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[cfg.stage]
+    records = tuple(read_manifest(cfg.data, "train"))
+    sampler = ClipSampler(Path(cfg.data), records, mode, cfg.num_frames, cfg.reference_window, cfg.seed)
+    stream = BatchStream(sampler, cfg.batch_size)
+    step = 0
+    resume = latest_checkpoint(out)
+    if resume is not None:
+        weights, optimizer_state, state, ema_state = load_checkpoint(resume)
+        with torch.no_grad():
+            for k, v in weights.items():
+                trainable[k].copy_(v)
+        optimizer.load_state_dict(optimizer_state)
+        ema = ema_state if ema is not None else None
+        step = state["step"]
+        stream = BatchStream(sampler, cfg.batch_size, **state["data"])
+        accelerator.print(f"resumed from {resume.name} at step {step}")
+    optimizer = accelerator.prepare(optimizer)
+
+    scheduler = DDPMScheduler(**model.config.scheduler)
+    settings = LossSettings(cfg.noise_offset, cfg.min_snr_gamma, cfg.uncond_fraction, cfg.mask_weight)
+    generator = torch.Generator()
+    log_path = out / "loss.csv"
+    new_log = not log_path.exists() or step == 0
+    log = open(log_path, "w" if new_log else "a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "loss", "lr", "seconds"])
+    model.train()
+    t0 = time.perf_counter()
+    while step < cfg.max_steps:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        generator.manual_seed(cfg.seed * 1_000_003 + step)  # per-step noise: a resumed run matches an unbroken one
+        batch = stream.next()
+        with accelerator.accumulate(model):
+            with accelerator.autocast():
+                if cfg.stage == "vae":
+                    loss = vae_loss(model, batch, generator)
+                else:
+                    loss = diffusion_step_loss(model, scheduler, batch, cfg.stage, settings, generator)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(list(trainable.values()), cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if not math.isfinite(loss.item()):
+            raise SystemExit(f"loss became {loss.item()} at step {step}; lower learning_rate or use fp32.")
+        if ema is not None:
+            with torch.no_grad():
+                for k, p in trainable.items():
+                    ema[k].mul_(cfg.ema_decay).add_(p.detach(), alpha=1 - cfg.ema_decay)
+        step += 1
+        writer.writerow([step, f"{loss.item():.6f}", f"{learning_rate(cfg, step - 1):.3g}",
+                         f"{time.perf_counter() - t0:.1f}"])
+        if step % cfg.log_every == 0:
+            log.flush()
+            accelerator.print(f"step {step}/{cfg.max_steps} loss {loss.item():.4f} "
+                              f"({(time.perf_counter() - t0) / max(step, 1):.2f} s/step)")
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            log.flush()
+            save_checkpoint(out, step, {k: p for k, p in trainable.items()}, optimizer.state_dict(),
+                            {"data": stream.state, "config": str(args.config)}, ema)
+            plot_losses(log_path, out / "loss.png")
+        if cfg.validate_every and cfg.stage != "vae" and step % cfg.validate_every == 0:
+            with ema_weights(trainable, ema):
+                validation_videos(model, cfg, out / f"val-{step:07d}")
+            model.train()
+    log.close()
+
+    model.eval()
+    with ema_weights(trainable, ema):
+        if cfg.stage == "vae":  # SD practice: scale latents to unit variance for the diffusion stages
+            pixels = BatchStream(ClipSampler(Path(cfg.data), records, "image", seed=cfg.seed + 1), 32).next()["pixels"]
+            scale = latent_scale(model, pixels[:, 0])
+            model.vae.register_to_config(scaling_factor=scale)
+            model.config = model.config.with_changes(vae=model.config.vae | {"scaling_factor": scale})
+        bundle = save_bundle(model, out / "model.safetensors", dtype=torch.float16 if cfg.save_fp16 else None,
+                             extra_metadata={"stage": cfg.stage, "steps": str(step), "data": str(cfg.data)})
+    plot_losses(log_path, out / "loss.png")
+    accelerator.print(f"wrote {bundle}")
+    return 0
+
+
+@contextlib.contextmanager
+def ema_weights(trainable: dict[str, torch.nn.Parameter], ema: dict[str, torch.Tensor] | None):
+    """Temporarily put the EMA weights into the model (for validation and the final bundle)."""
+    if ema is None:
+        yield
+        return
+    saved = {k: p.detach().clone() for k, p in trainable.items()}
+    with torch.no_grad():
+        for k, p in trainable.items():
+            p.copy_(ema[k])
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, p in trainable.items():
+                p.copy_(saved[k])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
