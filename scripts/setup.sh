@@ -15,3 +15,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+.venv/bin/python scripts/comfyui_host.py install  # the real ComfyUI 0.3.75 the integration tests run (.cache/comfyui; idempotent, ~30 s once)
