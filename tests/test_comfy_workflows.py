@@ -1,0 +1,195 @@
+"""Integration: the MuseDance nodes and example workflows on a real ComfyUI server.
+
+A tiny random-weight bundle stands in for the demo model (the graph, not the dance, is tested
+here) in a temporary models/musedance. Runs in CI (``require_comfy`` fails there if ComfyUI is
+missing); the steps and sizes of the example workflows are lowered so a run takes seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musedance_core.checkpoints.bundle import save_bundle
+from musedance_core.models.config import tiny_config
+from musedance_core.models.musedance import MuseDanceModel
+from musedance_core.video import probe_video
+from tests.comfy_host import PACK_NAME, ComfyHost, ComfyHostError, require_comfy
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from workflow_formats import strip_meta, ui_to_api  # noqa: E402
+
+BUNDLE = "musedance-demo-tiny.safetensors"
+SAMPLING_STARTED_AFTER = 6.0  # s after the prompt starts running: loading and audio analysis are done
+NODES = {
+    "MuseDanceModelLoader": (["bundle", "precision"], ["MUSEDANCE_MODEL"]),
+    "MuseDanceMusicEncoder": (["audio", "fps", "encoder"], ["MUSEDANCE_MUSIC"]),
+    "MuseDanceBeatExtractor": (["audio", "fps", "min_bpm", "max_bpm", "beats_per_bar"],
+                               ["MUSEDANCE_BEATS", "IMAGE", "FLOAT", "INT"]),
+    "MuseDanceAnimateImage": (["model", "image", "music", "beats", "audio", "prompt", "negative_prompt", "seed",
+                               "steps", "cfg", "music_strength", "beat_strength", "width", "height", "frames",
+                               "context_length", "context_overlap", "scheduler", "keep_model_loaded"],
+                              ["IMAGE", "AUDIO", "FLOAT"]),
+}
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    comfy = require_comfy()
+    workdir = tmp_path_factory.mktemp("musedance-host")
+    models = workdir / "models" / "musedance"
+    models.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_bundle(MuseDanceModel(tiny_config()), models / BUNDLE)
+    (models / "broken.safetensors").write_bytes(b"\x00" * 64)
+    with ComfyHost(comfy, workdir) as server:
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        Image.fromarray((rng.random((96, 80, 3)) * 255).astype(np.uint8)).save(server.input_dir / "musedance_dancer.png")
+        Image.new("RGB", (1, 1), (255, 0, 0)).save(server.input_dir / "one_pixel.png")
+        (server.input_dir / "musedance_groove.mp3").write_bytes((ROOT / "assets/demo/groove.mp3").read_bytes())
+        (server.input_dir / "corrupt.mp3").write_bytes(b"ID3" + bytes(range(256)) * 20)
+        yield server
+
+
+def _workflow(name: str) -> dict:
+    return json.loads((ROOT / "workflows" / "api" / name).read_text())
+
+
+def _fast(flow: dict, **animate) -> dict:
+    """Lower the sampling cost of a workflow (1 step, 64x64) and apply overrides."""
+    flow = copy.deepcopy(flow)
+    for node in flow.values():
+        if node["class_type"] == "MuseDanceAnimateImage":
+            node["inputs"].update({"steps": 1, "width": 64, "height": 64} | animate)
+    return flow
+
+
+def _node(flow: dict, class_type: str) -> dict:
+    return next(n["inputs"] for n in flow.values() if n["class_type"] == class_type)
+
+
+def _errors(entry: dict) -> list[dict]:
+    return [data for name, data in entry["status"]["messages"] if name == "execution_error"]
+
+
+def test_nodes_are_registered_with_their_types(host):
+    info = host.object_info()
+    for node_id, (inputs, outputs) in NODES.items():
+        assert node_id in info, node_id
+        assert info[node_id]["input_order"]["required"] == inputs
+        assert info[node_id]["output"] == outputs
+        assert info[node_id]["category"] == "MuseDance"
+        assert info[node_id]["description"]
+        for name, spec in info[node_id]["input"]["required"].items():
+            assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    assert BUNDLE in info["MuseDanceModelLoader"]["input"]["required"]["bundle"][1]["options"]
+
+
+def test_pack_imports_fast_and_cleanly(host):
+    seconds, ok = host.import_times()[PACK_NAME]
+    assert ok and seconds < 1.0
+    assert "IMPORT FAILED" not in host.log_text()
+
+
+@pytest.mark.parametrize("name", ["musedance_dance.json", "musedance_beats_only.json", "musedance_long_video.json"])
+def test_ui_and_api_workflows_agree(host, name):
+    info = host.object_info()
+    ui = json.loads((ROOT / "workflows" / name).read_text())
+    assert ui["version"] == 0.4 and all(node["type"] in info for node in ui["nodes"])
+    assert ui_to_api(ui, info) == strip_meta(_workflow(name))
+
+
+def test_dance_workflow_makes_an_mp4_with_the_music(host):
+    flow = _fast(_workflow("musedance_dance.json"))
+    seconds = _node(flow, "TrimAudioDuration")["duration"]
+    fps = _node(flow, "MuseDanceMusicEncoder")["fps"]
+    entry = host.run(flow, timeout=300)
+    videos = [p for p in host.output_files(entry) if p.suffix == ".mp4"]
+    assert len(videos) == 1
+    info = probe_video(videos[0])
+    assert info.num_frames == round(seconds * fps) and info.fps == pytest.approx(fps)
+    assert info.has_audio and info.audio_duration == pytest.approx(seconds, abs=0.05)
+
+
+def test_long_video_workflow_runs_in_windows(host):
+    flow = _fast(_workflow("musedance_long_video.json"), context_length=8, context_overlap=2)
+    _node(flow, "TrimAudioDuration")["duration"] = 6.0
+    entry = host.run(flow, timeout=600)
+    info = probe_video(next(p for p in host.output_files(entry) if p.suffix == ".mp4"))
+    assert info.num_frames == 72 and info.has_audio
+
+
+def test_beats_only_workflow_saves_the_plot(host):
+    entry = host.run(_workflow("musedance_beats_only.json"), timeout=120)
+    plots = [p for p in host.output_files(entry) if p.suffix == ".png"]
+    assert len(plots) == 1 and plots[0].stat().st_size > 1000
+
+
+def test_interrupt_mid_sampling_then_serve_the_next_prompt(host):
+    flow = _fast(_workflow("musedance_dance.json"), steps=200, seed=123)
+    prompt_id = host.queue(flow)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the prompt runs, then give sampling time to start
+        if prompt_id in json.dumps(host._request("GET", "/queue")["queue_running"]):
+            break
+        time.sleep(0.2)
+    time.sleep(SAMPLING_STARTED_AFTER)
+    host.interrupt()
+    entry = host.wait(prompt_id, timeout=120, check=False)
+    interrupted = [data for name, data in entry["status"]["messages"] if name == "execution_interrupted"]
+    assert interrupted and interrupted[0]["node_type"] == "MuseDanceAnimateImage"  # stopped inside sampling
+    host.run(_workflow("musedance_beats_only.json"), timeout=120)  # the server still serves
+
+
+def _expect_node_error(host, flow: dict, node_type: str, message: str) -> None:
+    """The prompt is refused at validation, or the node fails at run time, with ``message``."""
+    try:
+        prompt_id = host.queue(flow)
+    except ComfyHostError as exc:  # validation errors name the node and the input
+        assert node_type in str(exc) and message in str(exc), str(exc)
+        return
+    entry = host.wait(prompt_id, timeout=300, check=False)
+    errors = _errors(entry)
+    assert errors, entry["status"]
+    assert errors[0]["node_type"] == node_type
+    assert message in errors[0]["exception_message"], errors[0]["exception_message"]
+
+
+def test_bad_inputs_give_clear_node_errors_and_the_server_keeps_serving(host):
+    base = _fast(_workflow("musedance_dance.json"))
+    one_pixel = copy.deepcopy(base)
+    _node(one_pixel, "LoadImage")["image"] = "one_pixel.png"
+    _expect_node_error(host, one_pixel, "MuseDanceAnimateImage", "image is 1x1 pixels")
+
+    corrupt = copy.deepcopy(base)
+    _node(corrupt, "LoadAudio")["audio"] = "corrupt.mp3"
+    entry = host.wait(host.queue(corrupt), timeout=120, check=False)
+    assert _errors(entry) and _errors(entry)[0]["node_type"] == "LoadAudio"
+
+    broken = copy.deepcopy(base)
+    _node(broken, "MuseDanceModelLoader")["bundle"] = "broken.safetensors"
+    _expect_node_error(host, broken, "MuseDanceModelLoader", "not a readable .safetensors file")
+
+    missing = copy.deepcopy(base)
+    _node(missing, "MuseDanceModelLoader")["bundle"] = "no_such_model.safetensors"
+    _expect_node_error(host, missing, "MuseDanceModelLoader", "'no_such_model.safetensors' is not in models/musedance")
+
+    too_long = copy.deepcopy(base)
+    _node(too_long, "MuseDanceAnimateImage")["frames"] = 99999
+    _expect_node_error(host, too_long, "MuseDanceAnimateImage", "frames must be 0")
+
+    bad_tempo = _workflow("musedance_beats_only.json")
+    _node(bad_tempo, "MuseDanceBeatExtractor").update(min_bpm=150.0, max_bpm=100.0)
+    _expect_node_error(host, bad_tempo, "MuseDanceBeatExtractor", "min_bpm (150) must be lower than max_bpm (100)")
+
+    host.run(_workflow("musedance_beats_only.json"), timeout=120)  # still healthy
