@@ -95,6 +95,9 @@ class MuseDanceConfig:
         token_window: music/beat tokens per frame: the frame itself and (token_window-1)/2 on each side.
         branch_hidden: width of the music/beat token encoders.
         fps: frame rate the model was trained at (the pipeline's default).
+        reference_max_tokens: 0 = every ReferenceNet token is a key/value (Animate Anyone);
+            N > 0 = blocks with more tokens than N see the reference average-pooled 2x2 (repeatedly)
+            down to at most N tokens, which bounds reference attention at high resolution.
     """
 
     name: str
@@ -110,6 +113,7 @@ class MuseDanceConfig:
     token_window: int = 5
     branch_hidden: int = 256
     fps: float = 24.0
+    reference_max_tokens: int = 0
     version: int = CONFIG_VERSION
 
     @property
@@ -193,6 +197,7 @@ def tiny_config() -> MuseDanceConfig:
         tokenizer="byte-bpe",
         branch_hidden=64,
         fps=12.0,
+        reference_max_tokens=1024,  # keeps reference attention <= 1.25x of self-attention at 256x256
     )
 
 

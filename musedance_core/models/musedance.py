@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from .attention import (
@@ -64,6 +65,27 @@ def transformer_blocks(unet: nn.Module) -> dict[str, nn.Module]:
 def motion_modules(unet: nn.Module) -> dict[str, nn.Module]:
     """AnimateDiff temporal transformers (``...motion_modules.i``) by name, in order."""
     return {name: module for name, module in unet.named_modules() if _MOTION_MODULE.search(name)}
+
+
+def pool_reference_tokens(tokens: torch.Tensor, latent_h: int, latent_w: int, max_tokens: int) -> torch.Tensor:
+    """Average-pool a block's reference tokens [V, N, C] 2x2 at a time until N <= max_tokens.
+
+    The block's grid is found from the latent size: N = ceil(h / 2^k) * ceil(w / 2^k).
+    ``max_tokens`` 0 keeps every token.
+    """
+    n = tokens.shape[1]
+    if max_tokens <= 0 or n <= max_tokens:
+        return tokens
+    for k in range(8):
+        gh, gw = -(-latent_h // 2**k), -(-latent_w // 2**k)
+        if gh * gw == n:
+            break
+    else:
+        return tokens  # unknown layout: keep all tokens
+    grid = rearrange(tokens, "v (h w) c -> v c h w", h=gh, w=gw)
+    while grid.shape[-2] * grid.shape[-1] > max_tokens and min(grid.shape[-2:]) >= 2:
+        grid = nn.functional.avg_pool2d(grid, 2, ceil_mode=True)
+    return rearrange(grid, "v c h w -> v (h w) c")
 
 
 class MuseDanceModel(nn.Module):
@@ -178,8 +200,9 @@ class MuseDanceModel(nn.Module):
         self.reference_unet(reference_latents.to(self.dtype), timestep, encoder_hidden_states=text,
                             cross_attention_kwargs={"musedance": ctx})
         bank: ReferenceBank = {}
+        h, w = reference_latents.shape[-2:]
         for name, block in transformer_blocks(self.denoising_unet).items():
-            tokens = capture[name]
+            tokens = pool_reference_tokens(capture[name], h, w, self.config.reference_max_tokens)
             bank[name] = (block.attn1.to_k(tokens), block.attn1.to_v(tokens))
         return bank
 

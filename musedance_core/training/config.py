@@ -75,6 +75,15 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     unknown = sorted(set(data) - known)
     if unknown:
         raise InputError(f"unknown training config keys {unknown} in {path.name}; known: {sorted(known)}.")
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    for key, value in data.items():  # YAML reads "3e-4" as a string; numbers are numbers here
+        try:
+            if types[key] == "float" and isinstance(value, (str, int)):
+                data[key] = float(value)
+            elif types[key] == "int" and isinstance(value, str):
+                data[key] = int(value)
+        except ValueError as exc:
+            raise InputError(f"training config '{key}' must be a number; got {value!r}.") from exc
     root = path.resolve().parents[2] if path.resolve().parent.name == "configs" else Path.cwd()
     for key in ("data", "output_dir", "init"):
         if data.get(key) and not Path(data[key]).is_absolute():

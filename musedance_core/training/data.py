@@ -10,7 +10,6 @@ so a resumed run continues with exactly the batches it would have seen (``BatchS
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +22,15 @@ MODES = ("image", "frame", "clip")
 
 
 def read_manifest(root: str | Path, split: str | None = None) -> list[dict]:
-    path = Path(root) / "manifest.jsonl"
-    if not path.is_file():
+    """The clips of ``split`` listed in ``root/manifest.jsonl`` (a torn last line is skipped)."""
+    from .dataset import read_manifest as read_lines
+
+    if not (Path(root) / "manifest.jsonl").is_file():
         raise InputError(f"no manifest.jsonl in '{root}'. Make a data set with training/synth_dance.py or "
                          "training/prepare_dataset.py first.")
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if split is not None:
-        records = [r for r in records if r.get("split", "train") == split]
+    records = read_lines(root, split)
     if not records:
-        raise InputError(f"'{path}' lists no clips" + (f" in split '{split}'" if split else "") + ".")
+        raise InputError(f"'{root}/manifest.jsonl' lists no clips" + (f" in split '{split}'" if split else "") + ".")
     return records
 
 

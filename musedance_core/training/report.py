@@ -53,7 +53,10 @@ def validation_videos(model, cfg, out_dir: str | Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
     written = []
-    for record in read_manifest(cfg.data, "val")[: cfg.validation_clips]:
+    from .dataset import read_manifest as all_records
+
+    records = [r for r in all_records(cfg.data) if r.get("split") == "val"] or read_manifest(cfg.data, "train")
+    for record in records[: cfg.validation_clips]:
         with np.load(Path(cfg.data) / record["clip"]) as arrays:
             frames = arrays["frames"]
             music, beats = clip_conditions(arrays, record, model.config.music_encoder)

@@ -1,0 +1,179 @@
+"""Smoke training on a micro SynthDance: every stage runs, losses fall, kill -9 + resume matches an
+unbroken run, and the resulting bundle works in the pipeline and in ComfyUI's loader."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+from safetensors.torch import load_file
+
+from musedance_core.checkpoints.bundle import load_bundle
+from musedance_core.training.data import BatchStream, ClipSampler, read_manifest
+from musedance_core.training.steps import LossSettings, diffusion_step_loss, vae_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+COMMON = ["batch_size=2", "log_every=1", "warmup_steps=1", "uncond_fraction=0.0"]
+
+
+def _synth(out: Path) -> Path:
+    run = subprocess.run([sys.executable, "training/synth_dance.py", "--out", str(out), "--clips", "16", "--size", "64",
+                          "--frames", "16", "--val-fraction", "0.25", "--workers", "1", "--seed", "3"],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def _train(config: str, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    run = subprocess.run([sys.executable, "training/train.py", "--config", f"training/configs/{config}", "--set",
+                          *COMMON, *overrides], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    if check:
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A micro data set and the three stages trained on it (a few steps each)."""
+    base = tmp_path_factory.mktemp("train")
+    data = _synth(base / "data")
+    _train("tiny_vae.yaml", f"data={data}", f"output_dir={base / 'vae'}", "max_steps=30", "learning_rate=3e-3",
+           "checkpoint_every=30")
+    _train("tiny_stage1.yaml", f"data={data}", f"init={base / 'vae/model.safetensors'}", f"output_dir={base / 's1'}",
+           "max_steps=12", "learning_rate=1e-3", "checkpoint_every=12")
+    _train("tiny_stage2.yaml", f"data={data}", f"init={base / 's1/model.safetensors'}", f"output_dir={base / 's2'}",
+           "max_steps=8", "num_frames=8", "learning_rate=1e-3", "checkpoint_every=4", "validate_every=8",
+           "validation_clips=1", "validation_steps=1", "ema_decay=0.0")
+    return base, data
+
+
+def _fixed_loss(bundle: Path, data: Path, stage: str) -> float:
+    """Loss on one fixed batch with fixed noise: comparable before and after training."""
+    model = load_bundle(bundle).eval()
+    mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[stage]
+    sampler = ClipSampler(data, tuple(read_manifest(data, "train")), mode, num_frames=8, seed=99)
+    batch = BatchStream(sampler, 4).next()
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        if stage == "vae":
+            return float(vae_loss(model, batch, generator))
+        scheduler = DDPMScheduler(**model.config.scheduler)
+        return float(diffusion_step_loss(model, scheduler, batch, stage, LossSettings(uncond_fraction=0.0), generator))
+
+
+def test_every_stage_writes_a_bundle_checkpoints_and_a_loss_plot(runs):
+    base, _ = runs
+    for stage in ("vae", "s1", "s2"):
+        assert (base / stage / "model.safetensors").is_file()
+        assert (base / stage / "loss.png").read_bytes()[:4] == b"\x89PNG"
+        assert (base / stage / "latest").is_file()
+    videos = list((base / "s2").glob("val-*/*.mp4"))
+    assert videos, "stage 2 wrote no validation video"
+    from musedance_core.video import probe_video
+
+    assert probe_video(videos[0]).has_audio
+
+
+def test_losses_fall(runs, tmp_path):
+    base, data = runs
+    from musedance_core.checkpoints.bundle import save_bundle
+    from musedance_core.models.config import tiny_config
+    from musedance_core.models.musedance import MuseDanceModel
+
+    torch.manual_seed(0)  # train.py builds the fresh model with seed 0 as well
+    fresh = save_bundle(MuseDanceModel(tiny_config()), tmp_path / "fresh.safetensors")
+    assert _fixed_loss(base / "vae/model.safetensors", data, "vae") < 0.8 * _fixed_loss(fresh, data, "vae")
+    assert _fixed_loss(base / "s1/model.safetensors", data, "appearance") < _fixed_loss(
+        base / "vae/model.safetensors", data, "appearance")
+    assert _fixed_loss(base / "s2/model.safetensors", data, "motion") < _fixed_loss(
+        base / "s1/model.safetensors", data, "motion")
+
+
+def test_stage2_trains_only_its_parts(runs):
+    base, _ = runs
+    before = load_file(str(base / "s1/model.safetensors"))
+    after = load_file(str(base / "s2/model.safetensors"))
+    # stage 2 stores fp16 (save_fp16): compare at the stored precision
+    changed = {k.split(".", 1)[0] for k in after if not torch.equal(before[k].to(after[k].dtype), after[k])}
+    assert changed == {"motion", "music", "beat", "text_encoder"}
+
+
+def test_kill_9_then_resume_matches_an_unbroken_run(runs, tmp_path):
+    base, data = runs
+    args = [f"data={data}", f"init={base / 's1/model.safetensors'}", "max_steps=6", "num_frames=8",
+            "checkpoint_every=2", "validate_every=0", "ema_decay=0.99"]
+    _train("tiny_stage2.yaml", *args, f"output_dir={tmp_path / 'unbroken'}")
+
+    out = tmp_path / "broken"
+    cmd = [sys.executable, "training/train.py", "--config", "training/configs/tiny_stage2.yaml", "--set", *COMMON,
+           *args, f"output_dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoint-0000002").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.safetensors").exists()
+    resumed = _train("tiny_stage2.yaml", *args, f"output_dir={out}")
+    assert "resumed from checkpoint-" in resumed.stdout + resumed.stderr
+
+    a = load_file(str(tmp_path / "unbroken/model.safetensors"))
+    b = load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_trained_bundle_animates_in_the_pipeline(runs):
+    import numpy as np
+
+    from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
+    from musedance_core.training.data import clip_conditions
+
+    base, data = runs
+    model = load_bundle(base / "s2/model.safetensors").eval()
+    record = read_manifest(data, "val")[0]
+    with np.load(data / record["clip"]) as arrays:
+        music, beats = clip_conditions(arrays, record, model.config.music_encoder)
+        first = arrays["frames"][0]
+    result = MuseDancePipeline(model)(first, music, beats, record["caption"],
+                                      settings=AnimateSettings(width=64, height=64, steps=2, num_frames=8))
+    assert result.frames.shape == (8, 64, 64, 3) and torch.isfinite(result.frames).all()
+
+
+def test_trained_bundle_loads_in_the_comfyui_loader(runs, tmp_path):
+    from tests.comfy_host import ComfyHost, require_comfy
+
+    base, _ = runs
+    comfy = require_comfy()
+    models = tmp_path / "models" / "musedance"
+    models.mkdir(parents=True)
+    (models / "trained.safetensors").write_bytes((base / "s2/model.safetensors").read_bytes())
+    with ComfyHost(comfy, tmp_path) as host:
+        (host.input_dir / "music.mp3").write_bytes((ROOT / "assets/demo/groove.mp3").read_bytes())
+        prompt = {
+            "1": {"class_type": "MuseDanceModelLoader", "inputs": {"bundle": "trained.safetensors", "precision": "auto"}},
+            "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0x3366CC}},
+            "3": {"class_type": "LoadAudio", "inputs": {"audio": "music.mp3"}},
+            "4": {"class_type": "TrimAudioDuration", "inputs": {"audio": ["3", 0], "start_index": 0.0, "duration": 1.0}},
+            "5": {"class_type": "MuseDanceMusicEncoder", "inputs": {"audio": ["4", 0], "fps": 12.0, "encoder": "spectral"}},
+            "6": {"class_type": "MuseDanceBeatExtractor", "inputs": {"audio": ["4", 0], "fps": 12.0, "min_bpm": 0.0,
+                                                                    "max_bpm": 0.0, "beats_per_bar": 0}},
+            "7": {"class_type": "MuseDanceAnimateImage", "inputs": {
+                "model": ["1", 0], "image": ["2", 0], "music": ["5", 0], "beats": ["6", 0], "audio": ["4", 0],
+                "prompt": "a blue square bounces on every beat", "negative_prompt": "", "seed": 1, "steps": 1,
+                "cfg": 2.0, "music_strength": 1.0, "beat_strength": 1.0, "width": 64, "height": 64, "frames": 0,
+                "context_length": 16, "context_overlap": 4, "scheduler": "ddim", "keep_model_loaded": False}},
+            "8": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["7", 0], "filename_prefix": "trained",
+                                                               "fps": 12.0, "lossless": False, "quality": 80,
+                                                               "method": "default"}},
+        }
+        entry = host.run(prompt, timeout=300)
+        assert any(p.suffix == ".webp" for p in host.output_files(entry))
