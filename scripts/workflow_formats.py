@@ -20,7 +20,10 @@ WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 # Extra widget values the frontend stores after the file name of upload widgets.
 UPLOAD_EXTRAS = {"image_upload": ["image"], "audio_upload": [None, None]}
-COLUMN_WIDTH, ROW_GAP, NODE_WIDTH = 380, 40, 340
+COLUMN_WIDTH, ROW_GAP, NODE_WIDTH = 380, 80, 340
+# Heights the frontend grows these nodes to once they show a preview (so neighbours don't overlap).
+NODE_HEIGHTS = {"LoadImage": 340, "PreviewImage": 260, "SaveImage": 300, "SaveVideo": 480,
+                "MuseDanceAnimateImage": 580}
 
 
 def _inputs(info: dict) -> list[tuple[str, object, dict]]:
@@ -103,10 +106,11 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
                         widgets.extend(extra)
         column = level(node_id)
         row = rows.get(column, 0)
-        height = 60 + 26 * (len(widgets) + max(len(inputs), len(info["output"])))
+        height = NODE_HEIGHTS.get(node["class_type"], 60 + 26 * (len(widgets) + max(len(inputs), len(info["output"]))))
         rows[column] = row + height + ROW_GAP
+        pos = node.get("_meta", {}).get("pos") or [40 + column * COLUMN_WIDTH, 40 + row]  # a hand layout wins
         nodes.append({
-            "id": int(node_id), "type": node["class_type"], "pos": [40 + column * COLUMN_WIDTH, 40 + row],
+            "id": int(node_id), "type": node["class_type"], "pos": list(pos),
             "size": [NODE_WIDTH, height], "flags": {}, "order": order, "mode": 0,
             "inputs": inputs, "outputs": [], "properties": {"Node name for S&R": node["class_type"]},
             "widgets_values": widgets,
