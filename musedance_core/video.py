@@ -578,18 +578,10 @@ def read_video(path: str | os.PathLike) -> VideoInfo:
 
 def _open_video(path: str | os.PathLike):
     """Open ``path`` for reading, with VideoErrors that say what is wrong."""
-    import av
+    from .audio.io import open_media
 
     path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"video file not found: '{path}'. Check the path (and its extension).")
-    if path.stat().st_size == 0:
-        raise VideoError(f"video file '{path.name}' is empty (0 bytes). Re-export it.")
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"cannot read '{path.name}' as video: {exc}. Give an mp4, mov, mkv, webm "
-                         "or any other file FFmpeg reads; this one may be corrupt.") from exc
+    container = open_media(path, VideoError, "video", "mp4, mov, mkv, webm")
     if not container.streams.video:
         container.close()
         raise VideoError(f"'{path.name}' has no video stream. Give a video file (it may be audio only).")

@@ -86,23 +86,10 @@ def load_audio(
         AudioError: the file is missing, empty, not audio, corrupt, silent of samples, or the
             segment is longer than ``max_seconds``.
     """
-    import av  # local: keeps `import musedance_core` light
-
     path = Path(path)
     name = path.name
     _check_segment_args(start, duration, name)
-    if not path.is_file():
-        raise AudioError(f"audio file not found: '{path}'. Check the path (and its extension).")
-    if path.stat().st_size == 0:
-        raise AudioError(f"audio file '{name}' is empty (0 bytes). Re-export or re-download it.")
-
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise AudioError(
-            f"cannot read '{name}' as audio: {exc}. Supported: wav, flac, mp3, ogg, opus, "
-            "m4a/aac and any other format FFmpeg decodes; the file may be corrupt or not audio."
-        ) from exc
+    container = open_media(path, AudioError, "audio", "wav, flac, mp3, ogg, opus, m4a/aac")
     with container:
         if not container.streams.audio:
             raise AudioError(f"'{name}' has no audio stream. Give a music file or a video with sound.")
@@ -132,6 +119,22 @@ def load_audio(
     if sample_rate is not None:
         audio = resample(audio, sample_rate)
     return audio
+
+
+def open_media(path: Path, error: type[Exception], kind: str, formats: str):
+    """Open a media file with PyAV for reading; ``error`` (AudioError, VideoError) names the file,
+    what is wrong and what to give instead."""
+    import av
+
+    if not path.is_file():
+        raise error(f"{kind} file not found: '{path}'. Check the path (and its extension).")
+    if path.stat().st_size == 0:
+        raise error(f"{kind} file '{path.name}' is empty (0 bytes). Re-export or re-download it.")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read '{path.name}' as {kind}: {exc}. Supported: {formats} and any other format "
+                    "FFmpeg decodes; the file may be corrupt.") from exc
 
 
 def _decode(container, stream, name: str, src_rate: int, start: float, duration: float | None,
