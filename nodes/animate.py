@@ -90,7 +90,7 @@ class MuseDanceAnimateImage(io.ComfyNode):
         host.load_to_device(model)
         try:
             result = MuseDancePipeline(model.model)(image, music, beats, prompt, negative_prompt, settings,
-                                                    callback=host.Progress(cls.hidden.unique_id))
+                                                    callback=host.Progress(model.model, cls.hidden.unique_id))
         finally:
             if not keep_model_loaded:
                 host.offload(model)

@@ -120,19 +120,39 @@ def offload(loaded: LoadedModel) -> None:
     mm.soft_empty_cache()
 
 
-class Progress:
-    """ComfyUI progress bar over steps x windows, with interruption checked at every update."""
+PREVIEW_MAX_PIXELS = 512  # ComfyUI's own preview size limit
 
-    def __init__(self, node_id: str | None = None):
+
+class Progress:
+    """ComfyUI progress bar over steps x windows, with interruption checked at every update and,
+    once per step, a preview: the middle frame of the current latents through the VAE (one
+    frame, so it costs a small fraction of a step)."""
+
+    def __init__(self, model=None, node_id: str | None = None):
         import comfy.utils
 
         self.bar = comfy.utils.ProgressBar(1, node_id=node_id)
+        self.model = model
 
     def __call__(self, progress) -> None:
         import comfy.model_management as mm
 
         mm.throw_exception_if_processing_interrupted()
-        self.bar.update_absolute(progress.done, progress.total)
+        preview = None
+        if self.model is not None and progress.window == progress.windows - 1:
+            preview = ("JPEG", self._preview(progress.latents), PREVIEW_MAX_PIXELS)
+        self.bar.update_absolute(progress.done, progress.total, preview)
+
+    def _preview(self, latents):
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        with torch.no_grad():
+            frame = latents[:, :, latents.shape[2] // 2]  # (1, C, h, w)
+            image = self.model.decode_latents(frame)[0]
+        array = ((image.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy().astype(np.uint8)
+        return Image.fromarray(array)
 
 
 def check_interrupted() -> None:
