@@ -533,7 +533,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     The frame count comes from the header; files without one (mkv, webm, some streams) are
     demuxed, which reads the file but decodes nothing.
     """
-    with _open_video(path) as container:
+    with open_video(path) as container:
         return _info(Path(path), container, frames=None)
 
 
@@ -545,7 +545,7 @@ def read_video(path: str | os.PathLike) -> VideoInfo:
     import av
 
     path = Path(path)
-    with _open_video(path) as container:
+    with open_video(path) as container:
         info = _info(path, container, frames=None)
         stream = container.streams.video[0]
         buffer = np.empty((info.num_frames, info.height, info.width, 3), np.uint8)
@@ -576,7 +576,7 @@ def read_video(path: str | os.PathLike) -> VideoInfo:
     return dataclasses.replace(info, frames=frames, num_frames=len(frames), duration=duration)
 
 
-def _open_video(path: str | os.PathLike):
+def open_video(path: str | os.PathLike):
     """Open ``path`` for reading, with VideoErrors that say what is wrong."""
     from .audio.io import open_media
 
