@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from comfy_api.latest import io
 
 from . import host
@@ -88,6 +90,7 @@ class MuseDanceAnimateImage(io.ComfyNode):
                                    scheduler=scheduler, context_length=context_length, context_overlap=context_overlap)
         soundtrack = from_comfy_audio(audio, name="audio")  # checked before the long part starts
         host.load_to_device(model)
+        logging.info("MuseDance: sampling %s frames at %dx%d, %d steps", frames or music.num_frames, width, height, steps)
         try:
             result = MuseDancePipeline(model.model)(image, music, beats, prompt, negative_prompt, settings,
                                                     callback=host.Progress(model.model, cls.hidden.unique_id))
