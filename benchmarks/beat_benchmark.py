@@ -27,9 +27,7 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import shlex  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -42,6 +40,7 @@ import mir_eval  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+from report_utils import command_line, git_revision  # noqa: E402  (benchmarks/ is on sys.path)
 sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
 
 DEFAULT_DATA = Path("bench_data/beats")
@@ -379,22 +378,6 @@ def machine_info(pinned: int | None) -> dict:
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "pinned_cpu": pinned,
             "threads": {name: os.environ[name] for name in THREAD_ENV_VARS}, "versions": versions,
             "git": git_revision()}
-
-
-def git_revision() -> str | None:
-    try:
-        result = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=False)
-    except OSError:
-        return None
-    return result.stdout.strip() or None
-
-
-def command_line() -> str:
-    """The command that produced the report, the interpreter relative to the working directory when inside it."""
-    python = Path(sys.executable).absolute()
-    shown = str(python.relative_to(Path.cwd())) if python.is_relative_to(Path.cwd()) else str(python)
-    return shlex.join([shown, *sys.argv])
 
 
 def _fmt(value: object, digits: int = 3) -> str:
