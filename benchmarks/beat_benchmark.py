@@ -40,7 +40,7 @@ import mir_eval  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from report_utils import command_line, git_revision  # noqa: E402  (benchmarks/ is on sys.path)
+from report_utils import command_line, git_revision, publish  # noqa: E402  (benchmarks/ is on sys.path)
 sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
 
 DEFAULT_DATA = Path("bench_data/beats")
@@ -111,12 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed": speed,
         "accuracy_seconds": round(accuracy_s, 1),
     }
-    markdown = render_markdown(report, args.per_track)
-    print(markdown)
-    if args.markdown:
-        args.markdown.write_text(markdown)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    publish(render_markdown(report, args.per_track), report, args.markdown, args.json)
     return 0
 
 

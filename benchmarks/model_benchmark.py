@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from report_utils import command_line, git_revision  # noqa: E402  (benchmarks/ is on sys.path)
+from report_utils import command_line, git_revision, publish  # noqa: E402  (benchmarks/ is on sys.path)
 sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
 
 from musedance_core.images import fit_image
@@ -156,12 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         report["memory"] = run_memory(QUICK_MEMORY if args.quick else DEFAULT_MEMORY)
     report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["total_seconds"] = round(time.perf_counter() - started, 1)
-    markdown = render_markdown(report)
-    print(markdown)
-    if args.markdown:
-        args.markdown.write_text(markdown)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    publish(render_markdown(report), report, args.markdown, args.json)
     return 0
 
 

@@ -24,3 +24,14 @@ def command_line() -> str:
     python = Path(sys.executable).absolute()
     shown = str(python.relative_to(Path.cwd())) if python.is_relative_to(Path.cwd()) else str(python)
     return shlex.join([shown, *sys.argv])
+
+
+def publish(markdown: str, report: dict, markdown_path: Path | None, json_path: Path | None) -> None:
+    """Print the Markdown report and write it (and the full numbers as JSON) where asked."""
+    import json
+
+    print(markdown)
+    if markdown_path:
+        Path(markdown_path).write_text(markdown)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=1))
