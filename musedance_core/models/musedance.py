@@ -103,14 +103,16 @@ class MuseDanceModel(nn.Module):
         self.vae = AutoencoderKL(**config.vae)
         self.text_encoder = build_text_encoder(config.text_encoder, config.tokenizer)
         self.reference_unet = UNet2DConditionModel(**config.unet)
-        spatial = UNet2DConditionModel(**config.unet)
-        adapter = MotionAdapter(**config.motion)
-        for module in adapter.modules():  # AnimateDiff zero-initialises the temporal output layers
-            if hasattr(module, "proj_out") and isinstance(module.proj_out, nn.Linear):
-                nn.init.zeros_(module.proj_out.weight)
-                nn.init.zeros_(module.proj_out.bias)
-        self.denoising_unet = UNetMotionModel.from_unet2d(spatial, adapter)
+        # The spatial UNet and the adapter only describe the layout here (meta device, no memory);
+        # from_unet2d then allocates the 3D UNet once (building them for real doubled sd15's peak).
+        with torch.device("meta"):
+            spatial = UNet2DConditionModel(**config.unet)
+            adapter = MotionAdapter(**config.motion)
+        self.denoising_unet = UNetMotionModel.from_unet2d(spatial, adapter, load_weights=False)
         del spatial, adapter
+        for module in motion_modules(self.denoising_unet).values():  # AnimateDiff zero-initialises
+            nn.init.zeros_(module.proj_out.weight)                     # the temporal output layers
+            nn.init.zeros_(module.proj_out.bias)
         self.tokenizer = tokenizer if tokenizer is not None else (ByteTokenizer() if config.tokenizer == "byte-bpe" else None)
 
         blocks = transformer_blocks(self.denoising_unet)
