@@ -144,8 +144,9 @@ def motion_energy(frames: np.ndarray) -> np.ndarray:
         frames: [T, H, W, C] (any numeric dtype).
 
     Returns:
-        [T] float64; frame t gets the central difference |f[t+1] - f[t-1]| / 2 (one-sided at
-        the ends), so a motion peak lands on the frame where the subject moves fastest.
+        [T] float64; frame t gets the mean of its two neighbouring steps,
+        (mean|f[t] - f[t-1]| + mean|f[t+1] - f[t]|) / 2 (the one step at the ends), so a motion
+        peak lands on the frame where the subject moves fastest.
     """
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 4:
