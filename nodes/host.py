@@ -154,8 +154,3 @@ class Progress:
         array = ((image.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy().astype(np.uint8)
         return Image.fromarray(array)
 
-
-def check_interrupted() -> None:
-    import comfy.model_management as mm
-
-    mm.throw_exception_if_processing_interrupted()

@@ -12,7 +12,6 @@ names with ``register_music_encoder``.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Protocol
 
 import numpy as np
@@ -110,7 +109,3 @@ def get_music_encoder(name: str = "spectral", **options) -> MusicEncoder:
         raise InputError(f"unknown music encoder '{name}'; available: {', '.join(music_encoder_names())}.")
     return _ENCODERS[name](**options)
 
-
-def features_match(features: MusicFeatures, num_frames: int, fps: float) -> bool:
-    """True when ``features`` has ``num_frames`` rows at ``fps`` (to check pairing with beats)."""
-    return features.num_frames == num_frames and math.isclose(features.fps, fps, rel_tol=1e-6)
