@@ -61,7 +61,9 @@ def animate_files(args) -> Path:
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.precision, device)
-    model, model_name = load_model_or_demo(args.model, device, dtype)
+    offload = args.offload
+    # with offload the weights wait on the CPU and each stage's modules visit the device in turn
+    model, model_name = load_model_or_demo(args.model, torch.device("cpu") if offload == "stages" else device, dtype)
     fps = float(args.fps) if args.fps else float(model.config.fps)
 
     soundtrack = load_audio(args.music, start=args.start, duration=args.seconds)
@@ -75,12 +77,14 @@ def animate_files(args) -> Path:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"music: {soundtrack.duration:.2f} s, {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats; "
-          f"model: {model_name} on {device} ({str(dtype).removeprefix('torch.')})", file=sys.stderr)
+          f"model: {model_name} on {device} ({str(dtype).removeprefix('torch.')}"
+          f"{', offload: stages' if offload == 'stages' else ''})", file=sys.stderr)
 
     settings = AnimateSettings(num_frames=args.frames, width=args.width, height=args.height, steps=args.steps,
                                cfg=args.cfg, music_strength=args.music_strength, beat_strength=args.beat_strength,
                                seed=args.seed, scheduler=args.scheduler, context_length=args.context_length,
-                               context_overlap=args.context_overlap)
+                               context_overlap=args.context_overlap, decode_chunk=args.decode_chunk,
+                               vae_tiling=args.vae_tiling, upcast_vae=args.upcast_vae, offload=offload)
     from tqdm import tqdm
 
     bar = tqdm(total=None, unit="window", desc="sampling", file=sys.stderr, leave=False)
@@ -89,7 +93,7 @@ def animate_files(args) -> Path:
         bar.total = p.total
         bar.update(1)
 
-    pipe = MuseDancePipeline(model)
+    pipe = MuseDancePipeline(model, device=device)
     out = Path(args.out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -10,6 +10,18 @@ One call does, in order:
    context window, blending the windows' predictions (``schedulers.context_windows``);
 5. decode the latents with the VAE a few frames at a time.
 
+Precision: the weights may be fp32, bf16 or fp16; latents, scheduler math and guidance stay in
+fp32, and an fp16 VAE runs in fp32 (``upcast_vae``; diffusers' ``force_upcast`` practice: SD's
+VAE can overflow fp16 and give black/NaN frames). Attention is ``F.scaled_dot_product_attention``
+everywhere (``devices.ensure_sdpa``).
+
+Memory: ``decode_chunk`` frames are decoded at a time (1 = diffusers' VAE slicing);
+``vae_tiling`` decodes (and encodes) frames larger than the VAE's tile in overlapping tiles
+(diffusers' ``enable_tiling``); ``offload="stages"`` keeps only the running stage's modules on the
+device: text encoder + VAE encoder + ReferenceNet at the start, the denoising UNet and the
+music/beat branches in the loop, the VAE decoder at the end (diffusers' model CPU offload).
+Inside ComfyUI the host's ModelPatcher moves the whole model and the node leaves offload off.
+
 Classifier-free guidance: the unconditional branch uses the negative prompt and drops the
 reference image, the music and the beats (Moore-AnimateAnyone drops the reference there too);
 ``cfg`` pushes the result towards the full condition. ``cfg <= 1`` skips the unconditional
@@ -18,16 +30,18 @@ branch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 
+from .devices import OFFLOAD_MODES, StageOffload, ensure_sdpa
 from .errors import InputError
 from .images import check_size, fit_image
-from .models.musedance import FrameConditions, MuseDanceModel, ReferenceBank
+from .models.musedance import FrameConditions, MuseDanceModel, ReferenceBank, transformer_blocks
 from .schedulers import SCHEDULERS, context_windows, make_scheduler
 from .types import BeatTrack, MusicFeatures
 
@@ -82,8 +96,11 @@ class AnimateSettings:
     scheduler: str = "ddim"
     context_length: int = 16
     context_overlap: int = 4
-    decode_chunk: int = DEFAULT_DECODE_CHUNK
+    decode_chunk: int = DEFAULT_DECODE_CHUNK  # frames per VAE decode call; 1 = VAE slicing
     reference_every_step: bool = False  # MagicAnimate's way; slower, for comparison only
+    vae_tiling: bool = False  # frames larger than the VAE's tile (512 px for SD 1.5) in overlapping tiles
+    upcast_vae: bool = True  # an fp16 model's VAE runs in fp32 (no NaN/black frames from fp16 overflow)
+    offload: str = "none"  # "stages": only the running stage's modules on the device (see module docstring)
 
 
 def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, s: AnimateSettings) -> tuple[AnimateSettings, list[str]]:
@@ -139,17 +156,32 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
         raise InputError(f"context_overlap must be between 0 and context_length-1 ({length - 1}); got {overlap}.")
     if s.decode_chunk < 1:
         raise InputError(f"decode_chunk must be >= 1; got {s.decode_chunk}.")
-    used = AnimateSettings(frames, width, height, int(s.steps), float(s.cfg), float(s.music_strength),
-                           float(s.beat_strength), int(s.seed), s.scheduler, length, overlap, int(s.decode_chunk),
-                           bool(s.reference_every_step))
+    if s.offload not in OFFLOAD_MODES:
+        raise InputError(f"offload must be one of {', '.join(OFFLOAD_MODES)}; got '{s.offload}'.")
+    used = replace(s, num_frames=frames, width=width, height=height, steps=int(s.steps), cfg=float(s.cfg),
+                   music_strength=float(s.music_strength), beat_strength=float(s.beat_strength), seed=int(s.seed),
+                   context_length=length, context_overlap=overlap, decode_chunk=int(s.decode_chunk),
+                   reference_every_step=bool(s.reference_every_step), vae_tiling=bool(s.vae_tiling),
+                   upcast_vae=bool(s.upcast_vae))
     return used, notes
 
 
 class MuseDancePipeline:
-    """Animate one image with a MuseDance model (see the module docstring for the steps)."""
+    """Animate one image with a MuseDance model (see the module docstring for the steps).
 
-    def __init__(self, model: MuseDanceModel):
+    Args:
+        model: the model; its parameters may sit on the CPU when ``offload="stages"`` is used.
+        device: where the computation runs; default: the model's device now. With offload off,
+            a model elsewhere is moved there whole at the start of a call.
+        offload_device: where offloaded modules wait (``offload="stages"`` only).
+    """
+
+    def __init__(self, model: MuseDanceModel, device: torch.device | str | None = None,
+                 offload_device: torch.device | str = "cpu"):
         self.model = model
+        self.device = torch.device(device) if device is not None else model.device
+        self.offload_device = torch.device(offload_device)
+        ensure_sdpa(model)
 
     @torch.no_grad()
     def __call__(self, image, music: MusicFeatures, beats: BeatTrack, prompt: str, negative_prompt: str = "",
@@ -162,7 +194,8 @@ class MuseDancePipeline:
             music, beats: features of the same audio segment at the same fps.
             prompt, negative_prompt: motion description and what to avoid.
             settings: sampler settings (defaults: ``AnimateSettings()``).
-            callback: called after every window of every step; raise from it to cancel.
+            callback: called after every window of every step; raise from it to cancel. With
+                ``offload="stages"`` only the denoising UNet and the branches are on the device then.
             frame_sink: when given, decoded frames [n, H, W, 3] (float32 0..1, CPU) are passed to it
                 chunk by chunk instead of being collected (memory stays bounded for long videos).
         """
@@ -170,18 +203,32 @@ class MuseDancePipeline:
         s, notes = check_inputs(model, music, beats, settings or AnimateSettings())
         for note in notes:
             warnings.warn(note, stacklevel=2)
-        device, dtype = model.device, model.dtype
+        device = self.device
+        offload = StageOffload(model, device, self.offload_device, enabled=s.offload == "stages")
+        if s.offload == "none" and model.device != device:
+            model.to(device)
+        try:
+            return self._sample(image, music, beats, prompt, negative_prompt, s, notes, offload, callback, frame_sink)
+        finally:
+            offload.release()
+
+    def _sample(self, image, music: MusicFeatures, beats: BeatTrack, prompt: str, negative_prompt: str,
+                s: AnimateSettings, notes: list[str], offload: StageOffload, callback, frame_sink) -> AnimationResult:
+        model, device, dtype = self.model, self.device, self.model.dtype
         generator = torch.Generator("cpu").manual_seed(s.seed)
         guided = s.cfg > 1.0
         cond = slice(1, 2) if guided else slice(0, 1)
 
+        offload.stage(self.encode_parts())
         text = model.encode_prompt([negative_prompt, prompt] if guided else [prompt])  # (B, 77, C)
         ref_image = fit_image(image, s.width, s.height).to(device)
-        ref_latents = model.encode_images(ref_image)  # (1, 4, h, w)
+        with vae_mode(model.vae, s.vae_tiling, _vae_dtype(model.vae, s.upcast_vae)):
+            ref_latents = model.encode_images(ref_image)  # (1, 4, h, w)
         bank = model.encode_reference(ref_latents, text[cond])
+
+        offload.stage(self.denoise_parts(s.reference_every_step))
         conditions = model.frame_conditions(_batch(music.features[: s.num_frames], device, dtype),
                                             _batch(beats.frame_features[: s.num_frames], device, dtype))
-
         scheduler = make_scheduler(s.scheduler, model.config.scheduler)
         scheduler.set_timesteps(s.steps, device=device)
         h, w = s.height // model.vae_scale_factor, s.width // model.vae_scale_factor
@@ -192,7 +239,7 @@ class MuseDancePipeline:
         for step, t in enumerate(scheduler.timesteps):
             if s.reference_every_step:
                 bank = model.encode_reference(ref_latents, text[cond])
-            prediction = torch.zeros_like(latents)
+            prediction = torch.zeros_like(latents)  # fp32: scheduler math and blending stay in fp32
             weight = torch.zeros(s.num_frames, device=device)
             for index, window in enumerate(windows):
                 x = scheduler.scale_model_input(latents[:, :, window.frames], t)
@@ -205,8 +252,33 @@ class MuseDancePipeline:
             prediction = prediction / weight[None, None, :, None, None]
             latents = scheduler.step(prediction, t, latents).prev_sample
 
-        frames = self.decode(latents, s.decode_chunk, frame_sink)
+        offload.stage(self.decode_parts())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frames = self.decode(latents, s.decode_chunk, frame_sink, tiling=s.vae_tiling, upcast=s.upcast_vae)
+        for w in caught:
+            notes.append(str(w.message))
+            warnings.warn(w.message, stacklevel=3)
         return AnimationResult(frames, music.fps, s.num_frames, s.width, s.height, notes)
+
+    # -- stages (dotted module paths inside the model, for offload="stages") -------------------
+    def encode_parts(self) -> list[str]:
+        """Used once at the start: text encoder, VAE encoder, ReferenceNet, and the denoising
+        UNet's self-attention key/value projections that turn ReferenceNet tokens into the bank."""
+        vae = self.model.vae
+        parts = ["text_encoder", "vae.encoder", "reference_unet"]
+        parts += ["vae.quant_conv"] if getattr(vae, "quant_conv", None) is not None else []
+        for name in transformer_blocks(self.model.denoising_unet):
+            parts += [f"denoising_unet.{name}.attn1.to_k", f"denoising_unet.{name}.attn1.to_v"]
+        return parts
+
+    def denoise_parts(self, reference_every_step: bool = False) -> list[str]:
+        """Used at every step: the denoising UNet (with its motion modules) and the branches."""
+        return ["denoising_unet", "music", "beat"] + (["reference_unet"] if reference_every_step else [])
+
+    def decode_parts(self) -> list[str]:
+        vae = self.model.vae
+        return ["vae.decoder"] + (["vae.post_quant_conv"] if getattr(vae, "post_quant_conv", None) is not None else [])
 
     def _guided(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, bank: ReferenceBank,
                 conditions: FrameConditions, cond: slice, s: AnimateSettings) -> torch.Tensor:
@@ -219,19 +291,84 @@ class MuseDancePipeline:
         uncond, full = out.chunk(2)
         return uncond + s.cfg * (full - uncond)
 
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = DEFAULT_DECODE_CHUNK,
-               frame_sink: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor | None:
-        """Latents [1, C, T, h, w] -> frames [T, H, W, 3] float32 0..1 (CPU), ``chunk`` frames at a time."""
+               frame_sink: Callable[[torch.Tensor], None] | None = None, *, tiling: bool = False,
+               upcast: bool = True) -> torch.Tensor | None:
+        """Latents [1, C, T, h, w] -> frames [T, H, W, 3] float32 0..1 (CPU), ``chunk`` frames at a time.
+
+        ``tiling``: frames larger than the VAE's tile are decoded in overlapping tiles.
+        ``upcast``: an fp16 VAE decodes in fp32. Without it, a chunk whose fp16 decode overflows
+        (NaN/inf) is decoded again in fp32, with a warning. A chunk that runs out of accelerator
+        memory is decoded again one frame at a time in tiles, with a warning.
+        """
+        vae = self.model.vae
         flat = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
         pieces = []
-        for start in range(0, flat.shape[0], chunk):
-            images = self.model.decode_latents(flat[start : start + chunk])
-            images = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu()
-            if frame_sink is not None:
-                frame_sink(images)
-            else:
-                pieces.append(images)
+        with vae_mode(vae, tiling, _vae_dtype(vae, upcast)):
+            said: set[str] = set()
+            for start in range(0, flat.shape[0], chunk):
+                images = self._decode_chunk(flat[start : start + chunk], said)
+                images = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu()
+                if frame_sink is not None:
+                    frame_sink(images)
+                else:
+                    pieces.append(images)
         return None if frame_sink is not None else torch.cat(pieces)
+
+    def _decode_chunk(self, z: torch.Tensor, said: set[str]) -> torch.Tensor:
+        """Latents [n, C, h, w] -> images [n, 3, H, W] in [-1, 1], with the two fallbacks of ``decode``."""
+        model, vae = self.model, self.model.vae
+        try:
+            images = model.decode_latents(z)
+        except torch.OutOfMemoryError:
+            if vae.use_tiling and z.shape[0] == 1:
+                raise
+            _say(said, f"out of memory while decoding {z.shape[0]} frame(s) at once; decoding them one at a time "
+                       "in tiles. Set vae_tiling on or a smaller decode_chunk to avoid the retry.")
+            _empty_cache(self.device)
+            with vae_mode(vae, True, None):
+                images = torch.cat([model.decode_latents(z[i : i + 1]) for i in range(z.shape[0])])
+        if vae.dtype == torch.float16 and not torch.isfinite(images).all():
+            _say(said, "the fp16 VAE overflowed (NaN/inf in the frames); decoded those frames again in fp32. "
+                       "Keep upcast_vae on to skip the retry.")
+            with vae_mode(vae, vae.use_tiling, torch.float32):
+                images = model.decode_latents(z)
+        return images
+
+
+@contextlib.contextmanager
+def vae_mode(vae, tiling: bool, dtype: torch.dtype | None):
+    """Within the block the VAE tiles (diffusers' ``use_tiling``) as asked and, when ``dtype`` is
+    given, has its weights in that dtype; both are put back afterwards (fp16 -> fp32 -> fp16 is exact)."""
+    previous_tiling, previous_dtype = vae.use_tiling, vae.dtype
+    vae.use_tiling = bool(tiling)
+    if dtype is not None and dtype != previous_dtype:
+        vae.to(dtype=dtype)
+    try:
+        yield vae
+    finally:
+        vae.use_tiling = previous_tiling
+        if vae.dtype != previous_dtype:
+            vae.to(dtype=previous_dtype)
+
+
+def _vae_dtype(vae, upcast: bool) -> torch.dtype | None:
+    """fp32 for an fp16 VAE when ``upcast`` (fp16 overflows in SD's VAE; bf16 has fp32's range)."""
+    return torch.float32 if upcast and vae.dtype == torch.float16 else None
+
+
+def _say(said: set[str], message: str) -> None:
+    if message not in said:
+        said.add(message)
+        warnings.warn(message, stacklevel=4)
+
+
+def _empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
 
 
 def _batch(array, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -115,14 +115,21 @@ class MuseDanceModel(nn.Module):
             nn.init.zeros_(module.proj_out.bias)
         self.tokenizer = tokenizer if tokenizer is not None else (ByteTokenizer() if config.tokenizer == "byte-bpe" else None)
 
-        blocks = transformer_blocks(self.denoising_unet)
-        inner = {name: block.attn2.to_q.out_features for name, block in blocks.items()}
-        motion = {name: module.proj_in.in_features for name, module in motion_modules(self.denoising_unet).items()}
-        args = (config.branch_hidden, config.cross_attention_dim, config.token_window)
-        self.music = ConditionBranch(config.music_dim, *args, attention_layers=inner)
-        self.beat = ConditionBranch(config.beat_dim, *args, attention_layers=inner, film_layers=motion)
+        self.music, self.beat = self.build_branches(config, self.denoising_unet)
         self._install_processors()
         self._context: AttentionContext | None = None
+
+    @staticmethod
+    def build_branches(config: MuseDanceConfig, denoising_unet: nn.Module) -> tuple[ConditionBranch, ConditionBranch]:
+        """Fresh music and beat branches (zero-initialised outputs: they add nothing until trained),
+        sized from the denoising UNet's attention and motion layers (which may be on the meta device)."""
+        blocks = transformer_blocks(denoising_unet)
+        inner = {name: block.attn2.to_q.out_features for name, block in blocks.items()}
+        motion = {name: module.proj_in.in_features for name, module in motion_modules(denoising_unet).items()}
+        args = (config.branch_hidden, config.cross_attention_dim, config.token_window)
+        music = ConditionBranch(config.music_dim, *args, attention_layers=inner)
+        beat = ConditionBranch(config.beat_dim, *args, attention_layers=inner, film_layers=motion)
+        return music, beat
 
     # -- wiring -------------------------------------------------------------------------------
     def _install_processors(self) -> None:
@@ -180,7 +187,7 @@ class MuseDanceModel(nn.Module):
         """Prompts -> CLIP last hidden state [B, 77, cross_attention_dim]."""
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer; load one (see README: CLIP tokenizer).")
-        ids = tokenize(self.tokenizer, prompts).to(self.device)
+        ids = tokenize(self.tokenizer, prompts).to(self.text_encoder.device)  # with stage offload the encoder may sit elsewhere
         return self.text_encoder(input_ids=ids).last_hidden_state.to(self.dtype)
 
     def encode_images(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
