@@ -16,3 +16,8 @@ class AudioError(MuseDanceError):
 
 class InputError(MuseDanceError):
     """An argument (fps, tempo range, size, ...) is outside what MuseDance accepts."""
+
+
+class MusicEncoderError(InputError):
+    """A music encoder folder cannot be used: not a model folder, not an audio model, unsupported,
+    or its weights do not match its config."""

@@ -21,7 +21,8 @@ def _mono(audio: dict):
 class MuseDanceMusicEncoder(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        from ..musedance_core.audio.encoders import music_encoder_names
+        from ..musedance_core.audio.backbones import music_encoder_choices
+        from .host import audio_encoder_dirs
 
         return io.Schema(
             node_id="MuseDanceMusicEncoder",
@@ -31,19 +32,25 @@ class MuseDanceMusicEncoder(io.ComfyNode):
             inputs=[
                 io.Audio.Input("audio", tooltip="The music (e.g. from LoadAudio, trimmed with TrimAudioDuration)."),
                 io.Float.Input("fps", default=12.0, min=1.0, max=120.0, step=0.5, tooltip=FPS_TOOLTIP),
-                io.Combo.Input("encoder", options=music_encoder_names(), default="spectral",
+                io.Combo.Input("encoder", options=music_encoder_choices(audio_encoder_dirs()), default="spectral",
                                tooltip="Music encoder; must be the one the model was trained with (the demo and "
-                                       "tiny models use 'spectral', which needs no weights)."),
+                                       "tiny models use 'spectral', which needs no weights). The others are the "
+                                       "MERT/HuBERT/wav2vec2/CLAP model folders in models/audio_encoders."),
             ],
             outputs=[MuseDanceMusic.Output(display_name="music")],
         )
 
     @classmethod
     def execute(cls, audio: dict, fps: float, encoder: str) -> io.NodeOutput:
-        from ..musedance_core.audio.encoders import get_music_encoder
+        from ..musedance_core.audio.backbones import music_encoder
+        from ..musedance_core.audio.io import from_comfy_audio, to_mono
+        from .host import audio_encoder_dirs, empty_cache, torch_device
 
-        samples, rate = _mono(audio)
-        features = get_music_encoder(encoder).encode(samples, rate, fps)
+        mono = to_mono(from_comfy_audio(audio, name="audio"))  # at its own rate: each encoder resamples
+        model = music_encoder(encoder, audio_encoder_dirs(), device=torch_device())
+        features = model.encode(mono.samples[0], mono.sample_rate, fps)
+        del model
+        empty_cache()
         return io.NodeOutput(features)
 
 

@@ -135,6 +135,15 @@ def analyze(samples: np.ndarray, sample_rate: int) -> SpectralAnalysis:
     )
 
 
+def analysis_duration(num_samples: int, sample_rate: int) -> float:
+    """The ``duration`` ``analyze`` reports for ``num_samples`` at ``sample_rate``: the length after
+    resampling to ANALYSIS_SAMPLE_RATE (soxr rounds n * 22050 / rate to the nearest sample). Encoders
+    that do not call ``analyze`` use it so that every feature of the same audio has the same frame count."""
+    if int(sample_rate) == ANALYSIS_SAMPLE_RATE:
+        return num_samples / ANALYSIS_SAMPLE_RATE
+    return int(np.floor(num_samples * ANALYSIS_SAMPLE_RATE / sample_rate + 0.5)) / ANALYSIS_SAMPLE_RATE
+
+
 def _delay(curve: np.ndarray, frames: float) -> np.ndarray:
     """Delay ``curve`` by a fractional number of frames (linear interpolation, zero-filled)."""
     idx = np.arange(curve.size) - frames
