@@ -19,22 +19,24 @@ from .errors import InputError
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "musedance-demo-tiny.safetensors"
 
 
-def load_model_or_demo(path: Path | None, device: torch.device, dtype: torch.dtype):
-    """The bundle at ``path``; else the bundled demo model; else a random tiny model (said plainly)."""
-    from .checkpoints.bundle import load_bundle
+def load_model(args, device: torch.device, dtype: torch.dtype):
+    """The model the arguments name (a bundle and/or base, motion and Animate Anyone files, see
+    checkpoints/assemble.py), else the bundled demo model. Returns (model, label)."""
+    from .checkpoints.assemble import ModelSources, assemble
 
-    if path is not None:
-        return load_bundle(path, device=device, dtype=dtype), str(path)
-    if DEMO_BUNDLE.is_file():
-        return load_bundle(DEMO_BUNDLE, device=device, dtype=dtype), f"demo model {DEMO_BUNDLE.name}"
-    from .models.config import tiny_config
-    from .models.musedance import MuseDanceModel
-
-    print("note: no trained model given and no demo model bundled yet: using a RANDOMLY INITIALISED tiny "
-          "model. The video will be noise that follows the pipeline, not a dance. Pass --model BUNDLE.",
-          file=sys.stderr)
-    torch.manual_seed(0)
-    return MuseDanceModel(tiny_config()).to(device=device, dtype=dtype).eval(), "random tiny model"
+    sources = ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
+                           animate_anyone=args.animate_anyone, tokenizer=args.tokenizer)
+    if not any((sources.bundle, sources.base, sources.motion, sources.animate_anyone)):
+        if not DEMO_BUNDLE.is_file():
+            raise InputError(f"no model given and the demo model is missing ({DEMO_BUNDLE}); pass --model BUNDLE, "
+                             "or restore the file with 'git checkout -- assets/demo'.")
+        sources.bundle = DEMO_BUNDLE
+    model, report = assemble(sources, device=device, dtype=dtype)
+    if sources.bundle == DEMO_BUNDLE:
+        return model, f"demo model {DEMO_BUNDLE.name}"
+    print(report.format(), file=sys.stderr)
+    return model, " + ".join(str(p.name) for p in (sources.base, sources.animate_anyone, sources.motion,
+                                                   sources.bundle) if p is not None)
 
 
 def animate_files(args) -> Path:
@@ -43,7 +45,8 @@ def animate_files(args) -> Path:
 
     from .audio.analysis import ANALYSIS_SAMPLE_RATE, analyze
     from .audio.beats import track_beats
-    from .audio.encoders import get_music_encoder
+    from .audio.backbones import encoder_for_model
+    from .audio.encoders import SpectralEncoder
     from .audio.io import load_audio, to_mono, resample
     from .devices import pick_device, pick_dtype
     from .pipeline import AnimateSettings, MuseDancePipeline
@@ -63,17 +66,23 @@ def animate_files(args) -> Path:
     dtype = pick_dtype(args.precision, device)
     offload = args.offload
     # with offload the weights wait on the CPU and each stage's modules visit the device in turn
-    model, model_name = load_model_or_demo(args.model, torch.device("cpu") if offload == "stages" else device, dtype)
+    model, model_name = load_model(args, torch.device("cpu") if offload == "stages" else device, dtype)
     fps = float(args.fps) if args.fps else float(model.config.fps)
 
     soundtrack = load_audio(args.music, start=args.start, duration=args.seconds)
     mono = resample(to_mono(soundtrack), ANALYSIS_SAMPLE_RATE).samples[0]
+    # the encoder the model was trained with unless one is chosen; a learned one runs on the device in fp32
+    encoder = encoder_for_model(model.config.music_encoder, args.music_encoder, args.audio_encoders, device=device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         analysis = analyze(mono, ANALYSIS_SAMPLE_RATE)
         beats = track_beats(mono, ANALYSIS_SAMPLE_RATE, fps, analysis=analysis)
-        encoder = get_music_encoder("spectral")
-        music = encoder.encode(mono, ANALYSIS_SAMPLE_RATE, fps, start=soundtrack.start, analysis=analysis)
+        if isinstance(encoder, SpectralEncoder):
+            music = encoder.encode(mono, ANALYSIS_SAMPLE_RATE, fps, start=soundtrack.start, analysis=analysis)
+        else:  # learned encoders resample from the file's own rate
+            music = encoder.encode(to_mono(soundtrack).samples[0], soundtrack.sample_rate, fps,
+                                   start=soundtrack.start)
+    del encoder  # a learned encoder's weights are not needed for sampling
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"music: {soundtrack.duration:.2f} s, {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats; "

@@ -3,6 +3,7 @@
 Commands:
   beats    find beats and downbeats in a music file; optional plot (PNG) and JSON.
   animate  make an image dance to music: writes an mp4 with the music in it.
+  inspect  report what a set of model files (bundle, SD 1.5 base, motion module, ...) assembles into.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def run_beats(args: argparse.Namespace) -> int:
 
 
 def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
+    from .devices import OFFLOAD_MODES
     from .pipeline import AnimateSettings
     from .schedulers import SCHEDULERS
 
@@ -92,8 +94,12 @@ def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default="dances to the beat", help="motion description (default: %(default)r)")
     p.add_argument("--negative-prompt", default="", help="what to avoid (default: empty)")
     p.add_argument("--out", type=Path, default=Path("musedance.mp4"), help="output mp4 (default: %(default)s)")
-    p.add_argument("--model", type=Path, default=None,
-                   help="MuseDance bundle (.safetensors); default: the bundled demo model, else a random tiny model")
+    add_source_arguments(p, bundle_help="MuseDance bundle (.safetensors); default: the bundled demo model")
+    p.add_argument("--music-encoder", default=None, metavar="NAME_OR_PATH",
+                   help="music encoder: 'spectral', a Hugging Face MERT/HuBERT/wav2vec2/CLAP model folder, or the name "
+                        "of a folder in --audio-encoders (default: the encoder the model was trained with)")
+    p.add_argument("--audio-encoders", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder of music encoder folders, like ComfyUI's models/audio_encoders (repeatable)")
     p.add_argument("--start", type=float, default=0.0, help="music start in seconds (default 0)")
     p.add_argument("--seconds", type=float, default=None, help="music length to use (default: to the end)")
     p.add_argument("--frames", type=int, default=d.num_frames, help="frames to make; 0 = as long as the music (default)")
@@ -110,7 +116,18 @@ def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-overlap", type=int, default=d.context_overlap, help="window overlap (default %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                   help="auto = fp16 on CUDA/MPS, fp32 on CPU")
+                   help="weight precision; auto = fp16 on CUDA/MPS, fp32 on CPU (bf16 also runs on the CPU, halving "
+                        "memory; fp16 runs there too but far slower); latents and the sampler stay fp32")
+    p.add_argument("--vae-tiling", action="store_true",
+                   help="decode frames larger than the VAE's tile (512 px for SD 1.5) in overlapping tiles: "
+                        "less memory, faint seams possible")
+    p.add_argument("--decode-chunk", type=int, default=d.decode_chunk,
+                   help="frames per VAE decode call; 1 = least memory (default %(default)s)")
+    p.add_argument("--offload", choices=OFFLOAD_MODES, default=d.offload,
+                   help="stages = keep only the running stage's modules on the GPU (text encoder + ReferenceNet, "
+                        "then the UNet, then the VAE decoder): lower peak memory, a little slower (default none)")
+    p.add_argument("--no-upcast-vae", dest="upcast_vae", action="store_false",
+                   help="run an fp16 VAE in fp16 (less memory; a frame that overflows is decoded again in fp32)")
     p.set_defaults(run=run_animate)
 
 
@@ -121,12 +138,46 @@ def run_animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_source_arguments(p: argparse.ArgumentParser, bundle_help: str = "MuseDance bundle (.safetensors)") -> None:
+    """The model files a command assembles from (see checkpoints/assemble.py)."""
+    p.add_argument("--model", "--bundle", dest="bundle", type=Path, default=None, help=bundle_help)
+    p.add_argument("--base", type=Path, default=None,
+                   help="SD 1.5 base: a single-file checkpoint (.safetensors/.ckpt) or a diffusers folder")
+    p.add_argument("--motion", type=Path, default=None, help="AnimateDiff motion module v1/v2/v3 (.safetensors/.ckpt)")
+    p.add_argument("--animate-anyone", type=Path, default=None,
+                   help="folder with Moore-AnimateAnyone reference_unet.pth, denoising_unet.pth, motion_module.pth")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="CLIP tokenizer folder (vocab.json + merges.txt); default: the base folder's, or ComfyUI's")
+
+
+def _add_inspect_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="report what a set of model files assembles into, without running it",
+                       description="Read the given files and print which tensors come from which file, what is "
+                                   "missing or ignored, and whether the model can run. Exit code 1 if it cannot.")
+    add_source_arguments(p)
+    p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    p.set_defaults(run=run_inspect)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from .checkpoints.assemble import ModelSources, inspect_sources, write_report
+
+    report = inspect_sources(ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
+                                          animate_anyone=args.animate_anyone, tokenizer=args.tokenizer))
+    print(report.format())
+    if args.json:
+        write_report(report, args.json)
+        print(f"wrote {args.json}")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m musedance_core",
                                      description="MuseDance: music-driven image animation.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_beats_parser(sub)
     _add_animate_parser(sub)
+    _add_inspect_parser(sub)
     return parser
 
 

@@ -13,6 +13,8 @@ from typing import Any
 PACK_DIR = Path(__file__).resolve().parents[1]
 MUSEDANCE_FOLDER = "musedance"
 ANIMATEDIFF_FOLDER = "animatediff_models"
+CHECKPOINTS_FOLDER = "checkpoints"
+AUDIO_ENCODERS_FOLDER = "audio_encoders"  # music encoder model folders (ComfyUI 0.3.75 registers it too)
 MUSEDANCE_EXTENSIONS = {".safetensors"}
 MOTION_EXTENSIONS = {".safetensors", ".ckpt", ".pt", ".pth"}
 DEMO_DIR = PACK_DIR / "assets" / "demo"  # the bundled demo model shows up in the loader's list
@@ -20,8 +22,9 @@ NONE = "none"
 
 
 def register_model_folders() -> None:
-    """Register ``models/musedance`` (and ``models/animatediff_models`` if no other pack did),
-    keeping any paths extra_model_paths.yaml already added, and set their file extensions."""
+    """Register ``models/musedance`` (and ``models/animatediff_models`` and ``models/audio_encoders`` if
+    neither ComfyUI nor another pack did), keeping any paths extra_model_paths.yaml already added, and set
+    their file extensions."""
     import folder_paths
 
     def ensure(name: str, extensions: set[str], extra: list[Path] = ()) -> None:
@@ -34,6 +37,7 @@ def register_model_folders() -> None:
 
     ensure(MUSEDANCE_FOLDER, MUSEDANCE_EXTENSIONS, [DEMO_DIR])
     ensure(ANIMATEDIFF_FOLDER, MOTION_EXTENSIONS)
+    ensure(AUDIO_ENCODERS_FOLDER, set())  # holds folders; ComfyUI's own extensions stay as they are
 
 
 def model_files(folder: str, optional: bool = False) -> list[str]:
@@ -52,6 +56,37 @@ def model_path(folder: str, name: str) -> str:
         raise FileNotFoundError(f"'{name}' is not in models/{folder} (searched: "
                                 f"{', '.join(folder_paths.get_folder_paths(folder))}). Put the file there and refresh.")
     return path
+
+
+def audio_encoder_dirs() -> list[str]:
+    """The models/audio_encoders folders (extra_model_paths.yaml may add more); each sub-folder with a
+    Hugging Face MERT/HuBERT/wav2vec2/CLAP model is a music encoder."""
+    import folder_paths
+
+    return folder_paths.get_folder_paths(AUDIO_ENCODERS_FOLDER)
+
+
+def empty_cache() -> None:
+    """Return freed GPU memory (e.g. a music encoder's) to the driver."""
+    import comfy.model_management as mm
+
+    mm.soft_empty_cache()
+
+
+def named_base(bundle: Path) -> Path | None:
+    """The SD 1.5 checkpoint a partial bundle names as its base, if models/checkpoints has a file of
+    that name (only the file name is used, so a bundle cannot point outside the model folders)."""
+    import folder_paths
+
+    from ..musedance_core.checkpoints.bundle import COMPONENTS, read_metadata
+
+    meta = read_metadata(bundle)
+    if not meta.get("base") or set(COMPONENTS) <= set(meta.get("parts", "").split(",")):
+        return None
+    name = Path(meta["base"]).name
+    if name not in folder_paths.get_filename_list(CHECKPOINTS_FOLDER):
+        return None  # the assembler reports the missing parts and names the base
+    return Path(folder_paths.get_full_path(CHECKPOINTS_FOLDER, name))
 
 
 def torch_device():
@@ -85,7 +120,8 @@ class LoadedModel:
 
     patcher: Any  # comfy.model_patcher.ModelPatcher
     dtype: Any
-    sources: dict[str, str] = field(default_factory=dict)  # component -> file it came from
+    sources: dict[str, str] = field(default_factory=dict)  # component -> file(s) it came from
+    report: str = ""  # the assembly report (checkpoints/assemble.py)
 
     @property
     def model(self):
@@ -96,14 +132,14 @@ class LoadedModel:
         return self.patcher.model.config
 
 
-def wrap_model(model, dtype, sources: dict[str, str]) -> LoadedModel:
+def wrap_model(model, dtype, sources: dict[str, str], report: str = "") -> LoadedModel:
     """Hand the model to ComfyUI's memory manager (loaded to the GPU on use, offloaded after)."""
     import comfy.model_management as mm
     import comfy.model_patcher
 
     model = model.to(device=mm.unet_offload_device(), dtype=dtype).eval()
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=torch_device(), offload_device=mm.unet_offload_device())
-    return LoadedModel(patcher, dtype, sources)
+    return LoadedModel(patcher, dtype, sources, report)
 
 
 def load_to_device(loaded: LoadedModel) -> None:
@@ -151,6 +187,6 @@ class Progress:
         with torch.no_grad():
             frame = latents[:, :, latents.shape[2] // 2]  # (1, C, h, w)
             image = self.model.decode_latents(frame)[0]
-        array = ((image.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy().astype(np.uint8)
+        array = ((image.float().nan_to_num().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy().astype(np.uint8)
         return Image.fromarray(array)
 

@@ -174,6 +174,7 @@ class ComfyHost:
             "    musedance: musedance\n"  # <workdir>/models/musedance, so tests never write into ComfyUI
             "    checkpoints: checkpoints\n"
             "    animatediff_models: animatediff_models\n"
+            "    audio_encoders: audio_encoders\n"
         )
         return config
 

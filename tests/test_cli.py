@@ -76,7 +76,7 @@ def test_animate_writes_an_mp4_with_the_music(groove_file, tmp_path):
                "--start", "1", "--seconds", "2", "--fps", "8", "--width", "64", "--height", "64",
                "--steps", "1", "--context-length", "8", "--out", str(out))
     assert run.returncode == 0, run.stderr
-    assert "RANDOMLY INITIALISED" in run.stderr or "demo model" in run.stderr
+    assert "model: demo model musedance-demo-tiny.safetensors" in run.stderr
     info = probe_video(out)
     assert info.num_frames == 16 and info.fps == 8.0
     assert info.has_audio and abs(info.audio_duration - 2.0) < 0.05
@@ -101,3 +101,36 @@ def test_animate_bad_image_is_one_clear_line(groove_file, tmp_path):
     assert run.returncode == 2 and "cannot read 'photo.png' as an image" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_animate_with_a_bundle_and_a_motion_module_prints_where_tensors_came_from(groove_file, tmp_path):
+    import torch
+
+    from musedance_core.checkpoints.bundle import COMPONENTS, save_bundle
+    from musedance_core.models.config import tiny_config
+    from musedance_core.models.musedance import MuseDanceModel
+    from musedance_core.video import probe_video
+    from tests.checkpoint_files import TINY_CHANNELS, TINY_LAYERS, Randoms, animatediff_file, save
+
+    torch.manual_seed(0)
+    bundle = save_bundle(MuseDanceModel(tiny_config()), tmp_path / "mine.safetensors",
+                         parts=tuple(c for c in COMPONENTS if c != "motion"))
+    motion = save(animatediff_file(TINY_CHANNELS, TINY_LAYERS, 24, False, Randoms(1)), tmp_path / "mm_v1.ckpt")
+    out = tmp_path / "dance.mp4"
+    run = _cli("animate", "--image", str(_image(tmp_path / "me.png")), "--music", str(groove_file),
+               "--model", str(bundle), "--motion", str(motion), "--frames", "6", "--width", "64", "--height", "64",
+               "--steps", "1", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "from mm_v1.ckpt" in run.stderr and "ready to run" in run.stderr
+    assert "model: mm_v1.ckpt + mine.safetensors" in run.stderr
+    assert probe_video(out).num_frames == 6
+
+
+def test_animate_without_the_demo_model_says_how_to_restore_it(groove_file, tmp_path, monkeypatch, capsys):
+    from musedance_core import animate, cli
+
+    monkeypatch.setattr(animate, "DEMO_BUNDLE", tmp_path / "gone.safetensors")
+    code = cli.main(["animate", "--image", str(_image(tmp_path / "me.png")), "--music", str(groove_file),
+                     "--out", str(tmp_path / "x.mp4")])
+    assert code == 2 and not (tmp_path / "x.mp4").exists()
+    assert "demo model is missing" in capsys.readouterr().err

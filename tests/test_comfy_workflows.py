@@ -1,8 +1,10 @@
 """Integration: the MuseDance nodes and example workflows on a real ComfyUI server.
 
-A tiny random-weight bundle stands in for the demo model (the graph, not the dance, is tested
-here) in a temporary models/musedance. Runs in CI (``require_comfy`` fails there if ComfyUI is
-missing); the steps and sizes of the example workflows are lowered so a run takes seconds.
+The workflows run the pack's bundled demo model (as a user's would); a temporary models folder
+holds the extra files the loader tests need: a bundle without motion modules, AnimateDiff-layout
+motion files at the tiny model's size, and files of the wrong kind. Runs in CI (``require_comfy``
+fails there if ComfyUI is missing); the steps and sizes of the example workflows are lowered so
+a run takes seconds.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ import numpy as np
 import pytest
 import torch
 
-from musedance_core.checkpoints.bundle import save_bundle
+from musedance_core.animate import DEMO_BUNDLE
+from musedance_core.checkpoints.assemble import ModelSources, assemble
+from musedance_core.checkpoints.bundle import COMPONENTS, save_bundle
 from musedance_core.models.config import tiny_config
 from musedance_core.models.musedance import MuseDanceModel
-from musedance_core.video import probe_video
+from musedance_core.video import probe_video, read_video
+from tests.checkpoint_files import TINY_CHANNELS, TINY_LAYERS, Randoms, animatediff_file, save
 from tests.comfy_host import PACK_NAME, ComfyHost, ComfyHostError, require_comfy
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from workflow_formats import strip_meta, ui_to_api  # noqa: E402
 
-BUNDLE = "musedance-demo-tiny.safetensors"
+BUNDLE = DEMO_BUNDLE.name  # listed from the pack's assets/demo
 SAMPLING_LINE = "MuseDance: sampling"  # logged by the Animate node as sampling begins
 NODES = {
     "MuseDanceModelLoader": (["bundle", "precision"], ["MUSEDANCE_MODEL"]),
@@ -45,11 +50,9 @@ NODES = {
 def host(tmp_path_factory):
     comfy = require_comfy()
     workdir = tmp_path_factory.mktemp("musedance-host")
-    models = workdir / "models" / "musedance"
-    models.mkdir(parents=True)
-    torch.manual_seed(0)
-    save_bundle(MuseDanceModel(tiny_config()), models / BUNDLE)
-    (models / "broken.safetensors").write_bytes(b"\x00" * 64)
+    models = workdir / "models"
+    write_assembly_files(models)
+    (models / "musedance" / "broken.safetensors").write_bytes(b"\x00" * 64)
     with ComfyHost(comfy, workdir) as server:
         from PIL import Image
 
@@ -59,6 +62,23 @@ def host(tmp_path_factory):
         (server.input_dir / "musedance_groove.mp3").write_bytes((ROOT / "assets/demo/groove.mp3").read_bytes())
         (server.input_dir / "corrupt.mp3").write_bytes(b"ID3" + bytes(range(256)) * 20)
         yield server
+
+
+def write_assembly_files(models: Path) -> None:
+    """A bundle without motion modules, two AnimateDiff v2 files for it, the same bundle completed
+    in-process with the first file (the node must build exactly that model), and a motion LoRA."""
+    for folder in ("musedance", "animatediff_models", "checkpoints"):
+        (models / folder).mkdir(parents=True)
+    torch.manual_seed(0)
+    partial = models / "musedance" / "tiny-no-motion.safetensors"
+    save_bundle(MuseDanceModel(tiny_config()), partial, parts=tuple(c for c in COMPONENTS if c != "motion"))
+    for name, seed in (("mm_a_v2.safetensors", 1), ("mm_b_v2.safetensors", 2)):
+        save(animatediff_file(TINY_CHANNELS, TINY_LAYERS, 32, True, Randoms(seed)), models / "animatediff_models" / name)
+    model, _ = assemble(ModelSources(bundle=partial, motion=models / "animatediff_models" / "mm_a_v2.safetensors"))
+    save_bundle(model, models / "musedance" / "tiny-with-a.safetensors")
+    lora = animatediff_file(TINY_CHANNELS, TINY_LAYERS, 32, True, Randoms(3), lora=True)
+    save(lora, models / "animatediff_models" / "v2_lora_ZoomIn.safetensors")
+    save(lora, models / "checkpoints" / "not_a_base.safetensors")
 
 
 def _workflow(name: str) -> dict:
@@ -92,7 +112,11 @@ def test_nodes_are_registered_with_their_types(host):
         assert info[node_id]["description"]
         for name, spec in info[node_id]["input"]["required"].items():
             assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    assert BUNDLE in info["MuseDanceModelLoader"]["input"]["required"]["bundle"][1]["options"]
+    loader = info["MuseDanceModelLoader"]["input"]
+    assert BUNDLE in loader["required"]["bundle"][1]["options"]
+    assert info["MuseDanceModelLoader"]["input_order"]["optional"] == ["base_checkpoint", "motion_module"]
+    assert "mm_a_v2.safetensors" in loader["optional"]["motion_module"][1]["options"]
+    assert loader["optional"]["base_checkpoint"][1]["default"] == "none"
 
 
 def test_pack_imports_fast_and_cleanly(host):
@@ -148,6 +172,40 @@ def test_interrupt_mid_sampling_then_serve_the_next_prompt(host):
     interrupted = [data for name, data in entry["status"]["messages"] if name == "execution_interrupted"]
     assert interrupted and interrupted[0]["node_type"] == "MuseDanceAnimateImage"  # stopped inside sampling
     host.run(_workflow("musedance_beats_only.json"), timeout=120)  # the server still serves
+
+
+def _dance_frames(host, **loader) -> np.ndarray:
+    """Frames of a short dance made with the loader's inputs set to ``loader``."""
+    flow = _fast(_workflow("musedance_dance.json"), seed=5)
+    _node(flow, "TrimAudioDuration")["duration"] = 1.0
+    _node(flow, "MuseDanceModelLoader").update(loader)
+    entry = host.run(flow, timeout=300)
+    return read_video(next(p for p in host.output_files(entry) if p.suffix == ".mp4")).frames.astype(np.int16)
+
+
+def test_loader_assembles_bundle_and_motion_module_by_value(host):
+    """bundle without motion + mm_a gives exactly the model the core assembles from the same files
+    (saved whole as tiny-with-a), and another motion file gives another dance."""
+    with_a = _dance_frames(host, bundle="tiny-no-motion.safetensors", motion_module="mm_a_v2.safetensors")
+    whole = _dance_frames(host, bundle="tiny-with-a.safetensors", motion_module="none")
+    with_b = _dance_frames(host, bundle="tiny-no-motion.safetensors", motion_module="mm_b_v2.safetensors")
+    assert np.abs(with_a - whole).max() <= 1  # same weights, same seed: the same video
+    assert np.abs(with_a - with_b).mean() > 2.0  # the motion file's values drive the motion
+    log = host.log_text()
+    assert "MuseDance model assembled" in log and "from mm_a_v2.safetensors" in log
+
+
+def test_loader_names_wrong_files(host):
+    flow = _fast(_workflow("musedance_dance.json"))
+    _node(flow, "MuseDanceModelLoader").update(bundle="tiny-no-motion.safetensors",
+                                               motion_module="v2_lora_ZoomIn.safetensors")
+    _expect_node_error(host, flow, "MuseDanceModelLoader", "is an AnimateDiff motion LoRA")
+    _node(flow, "MuseDanceModelLoader").update(bundle="none", motion_module="none",
+                                               base_checkpoint="not_a_base.safetensors")
+    _expect_node_error(host, flow, "MuseDanceModelLoader", "MuseDance needs a Stable Diffusion 1.5 checkpoint")
+    _node(flow, "MuseDanceModelLoader").update(bundle="tiny-no-motion.safetensors", base_checkpoint="none")
+    _expect_node_error(host, flow, "MuseDanceModelLoader", "no file provides the motion")
+    host.run(_workflow("musedance_beats_only.json"), timeout=120)  # still healthy
 
 
 def _expect_node_error(host, flow: dict, node_type: str, message: str) -> None:
