@@ -204,3 +204,21 @@ def test_ids_splits_and_plans_are_stable():
     assert plan_starts(120, cfg) == [0, 48, 96]
     assert plan_starts(23, cfg) == []
     assert DEFAULT_CAPTION
+
+
+def test_a_learned_music_encoder_folder_gives_its_features_and_id(videos, tmp_path):
+    from dataclasses import replace
+
+    from tests.test_backbones import make_hubert
+
+    encoders = tmp_path / "audio_encoders"
+    make_hubert(encoders / "hubert-tiny")
+    cfg = replace(CFG, music_encoder="hubert-tiny", audio_encoders=(str(encoders),))
+    out = tmp_path / "data"
+    prepare(cfg, videos, out, workers=1, log=_quiet)
+    records = read_manifest(out)
+    assert records and {r["music_encoder"] for r in records} == {"hubert:hubert-tiny:mean"}
+    with np.load(out / records[0]["clip"]) as arrays:
+        music, beats = arrays["music"], arrays["beats"]
+    hidden = json.loads((encoders / "hubert-tiny" / "config.json").read_text())["hidden_size"]
+    assert music.shape == (len(beats), hidden) and np.isfinite(music).all() and music.std() > 0

@@ -177,3 +177,38 @@ def test_trained_bundle_loads_in_the_comfyui_loader(runs, tmp_path):
         }
         entry = host.run(prompt, timeout=300)
         assert any(p.suffix == ".webp" for p in host.output_files(entry))
+
+
+def test_data_of_another_music_encoder_sizes_a_new_model_and_refuses_an_old_one(runs, tmp_path):
+    """Features from a learned encoder (here 12 values per frame under another id) give a fresh
+    model a music branch of that width; a bundle trained on spectral features is refused."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    _, data = runs
+    other = tmp_path / "data"
+    shutil.copytree(data, other)
+    lines = []
+    for line in (other / "manifest.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record["music_encoder"] = "hubert:hubert-tiny:mean"
+        path = other / record["clip"]
+        with np.load(path) as arrays:
+            content = dict(arrays)
+        content["music"] = content["music"][:, :12]
+        np.savez(path, **content)
+        lines.append(json.dumps(record))
+    (other / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+
+    _train("tiny_vae.yaml", f"data={other}", f"output_dir={tmp_path / 'fresh'}", "stage=motion",
+           "train=[motion,music,beat]", "max_steps=1", "num_frames=8", "checkpoint_every=1")
+    fresh = load_bundle(tmp_path / "fresh" / "model.safetensors")
+    assert (fresh.config.music_encoder, fresh.config.music_dim) == ("hubert:hubert-tiny:mean", 12)
+
+    base, _ = runs
+    refused = _train("tiny_stage2.yaml", f"data={other}", f"init={base / 's1/model.safetensors'}",
+                     f"output_dir={tmp_path / 'old'}", "max_steps=1", check=False)
+    assert refused.returncode != 0
+    assert "come from 'hubert:hubert-tiny:mean' (12 values per frame)" in refused.stderr

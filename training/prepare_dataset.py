@@ -44,7 +44,9 @@ The format is in ``musedance_core/training/dataset.py``.
 
 from __future__ import annotations
 
+
 import argparse
+import functools
 import hashlib
 import importlib
 import json
@@ -97,7 +99,8 @@ class PrepareConfig:
     captions_from: str = "sidecar"
     caption_hook: str | None = None
     masks: str | None = None
-    music_encoder: str = "spectral"
+    music_encoder: str = "spectral"  # or a folder name in audio_encoders, or a model folder path
+    audio_encoders: tuple[str, ...] = ()  # folders holding music encoder folders (e.g. models/audio_encoders)
 
     @property
     def clip_frames(self) -> int:
@@ -403,10 +406,17 @@ def process_video(cfg: PrepareConfig, root: Path, videos: Path, video: Path, don
     return result
 
 
+@functools.lru_cache(maxsize=1)
+def _encoder(name: str, dirs: tuple[str, ...]):
+    """The music encoder, loaded once per worker process (a learned one has ~100 M parameters)."""
+    from musedance_core.audio.backbones import music_encoder
+
+    return music_encoder(name, dirs)
+
+
 def _process(cfg: PrepareConfig, root: Path, videos: Path, video: Path, done: set[str], result: VideoResult) -> None:
     from musedance_core.audio.analysis import analyze
     from musedance_core.audio.beats import track_beats
-    from musedance_core.audio.encoders import get_music_encoder
     from musedance_core.audio.io import MAX_AUDIO_SECONDS, Audio, load_audio
     from musedance_core.errors import MuseDanceError
     from musedance_core.video import probe_video
@@ -447,7 +457,7 @@ def _process(cfg: PrepareConfig, root: Path, videos: Path, video: Path, done: se
     analysis = analyze(samples, sr)
     if analysis.is_silent:
         raise SkipVideo(f"silent audio (loudest moment {analysis.peak_dbfs:.0f} dBFS).")
-    encoder = get_music_encoder(cfg.music_encoder)
+    encoder = _encoder(cfg.music_encoder, cfg.audio_encoders)
     music = encoder.encode(samples, sr, cfg.fps, analysis=analysis).features  # [F, D]
     track = track_beats(samples, sr, cfg.fps, analysis=analysis)
     beats = track.frame_features  # [F, K]
@@ -559,7 +569,7 @@ def prepare(cfg: PrepareConfig, videos: str | Path, root: str | Path, workers: i
     if cfg.masks and not Path(cfg.masks).is_dir():
         raise ValueError(f"--masks '{cfg.masks}' is not a folder.")
     _hook(cfg)  # fail now, not in every worker
-    info = dataset_info(cfg, videos)
+    info = json.loads(json.dumps(dataset_info(cfg, videos)))  # as stored (tuples become lists)
     old = fmt.read_info(root)
     if old is not None and old.get("config") != info["config"]:
         changed = {k: (old.get("config", {}).get(k), v) for k, v in info["config"].items()
@@ -648,7 +658,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--captions-from", choices=("sidecar", "none"), default="sidecar")
     p.add_argument("--caption-hook", default=None, help="module:function, (frames uint8 [T,H,W,3], fps) -> str")
     p.add_argument("--masks", type=Path, default=None, help="folder of mask videos or per-frame PNG folders")
-    p.add_argument("--music-encoder", default="spectral")
+    p.add_argument("--music-encoder", default="spectral",
+                   help="spectral (default), a folder name in --audio-encoders, or a MERT/HuBERT/wav2vec2/CLAP folder")
+    p.add_argument("--audio-encoders", type=Path, action="append", default=[], metavar="DIR",
+                   help="folder of music encoder folders, e.g. ComfyUI/models/audio_encoders (repeatable)")
     return p.parse_args(argv)
 
 
@@ -659,7 +672,8 @@ def main(argv: list[str] | None = None) -> None:
                         stride_seconds=args.stride_seconds, max_clips_per_video=args.max_clips_per_video,
                         val_fraction=args.val_fraction, captions_from=args.captions_from,
                         caption_hook=args.caption_hook,
-                        masks=str(args.masks.resolve()) if args.masks else None, music_encoder=args.music_encoder)
+                        masks=str(args.masks.resolve()) if args.masks else None, music_encoder=args.music_encoder,
+                        audio_encoders=tuple(str(d.resolve()) for d in args.audio_encoders))
     try:
         stats = prepare(cfg, args.videos, args.out, workers=max(1, args.workers))
     except ValueError as exc:

@@ -36,18 +36,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build_model(cfg: TrainConfig):
+def build_model(cfg: TrainConfig, music: tuple[str, int]):
+    """The model to train: the previous stage's bundle (``init``), else one assembled from SD 1.5 /
+    AnimateDiff / Animate Anyone files, else a fresh ``preset``. A new model's music branch is
+    sized for ``music`` = (encoder id, feature width) of the data set."""
+    from musedance_core.checkpoints.assemble import ModelSources, assemble
     from musedance_core.checkpoints.bundle import load_bundle
     from musedance_core.models.config import preset
     from musedance_core.models.musedance import MuseDanceModel
 
     if cfg.init:
         return load_bundle(cfg.init)
+    encoder, dim = music
+    if cfg.base or cfg.motion or cfg.animate_anyone:
+        sources = ModelSources(base=cfg.base or None, motion=cfg.motion or None,
+                               animate_anyone=cfg.animate_anyone or None, tokenizer=cfg.tokenizer or None)
+        model, report = assemble(sources, music_encoder=(encoder, dim))
+        print(report.format())
+        return model
     torch.manual_seed(cfg.seed)
-    model_config = preset(cfg.preset)
+    model_config = preset(cfg.preset).with_changes(music_encoder=encoder, music_dim=dim)
     if cfg.prediction_type:
         model_config = model_config.with_changes(scheduler=model_config.scheduler | {"prediction_type": cfg.prediction_type})
     return MuseDanceModel(model_config)
+
+
+def data_music(root: str, records) -> tuple[str, int]:
+    """(music encoder id, feature width) of a data set, from its first clip."""
+    import numpy as np
+
+    with np.load(Path(root) / records[0]["clip"]) as arrays:
+        return records[0].get("music_encoder", "spectral-v1"), int(arrays["music"].shape[1])
 
 
 def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]):
@@ -81,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation)
-    model = build_model(cfg)
+    records = tuple(read_manifest(cfg.data, "train"))
+    music = data_music(cfg.data, records)
+    model = build_model(cfg, music)
+    if (model.config.music_encoder, model.config.music_dim) != music:
+        raise SystemExit(f"the data set's music features come from '{music[0]}' ({music[1]} values per frame) but "
+                         f"the model was trained on '{model.config.music_encoder}' ({model.config.music_dim}); "
+                         "prepare the data with the model's encoder (prepare_dataset.py --music-encoder).")
     if cfg.gradient_checkpointing:
         model.denoising_unet.enable_gradient_checkpointing()
         model.reference_unet.enable_gradient_checkpointing()
@@ -91,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     ema = {k: v.detach().clone() for k, v in trainable.items()} if cfg.ema_decay > 0 else None
 
     mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[cfg.stage]
-    records = tuple(read_manifest(cfg.data, "train"))
     sampler = ClipSampler(Path(cfg.data), records, mode, cfg.num_frames, cfg.reference_window, cfg.seed)
     stream = BatchStream(sampler, cfg.batch_size)
     step = 0

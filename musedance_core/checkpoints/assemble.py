@@ -351,10 +351,15 @@ def inspect_sources(sources: ModelSources) -> AssemblyReport:
     return report
 
 
-def assemble(sources: ModelSources, *, device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.float32) -> tuple[MuseDanceModel, AssemblyReport]:
-    """Build the model from the files; CheckpointError with the report when it cannot be complete."""
+def assemble(sources: ModelSources, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+             music_encoder: tuple[str, int] | None = None) -> tuple[MuseDanceModel, AssemblyReport]:
+    """Build the model from the files; CheckpointError with the report when it cannot be complete.
+
+    ``music_encoder`` (id, feature width): the encoder fresh music branches are sized for, when no
+    file provides them (training a new model on features of a learned encoder)."""
     config, layers, base_tokenizer, notes = read_layers(sources)
+    if music_encoder is not None and not any("music" in layer.parts for layer in layers):
+        config = config.with_changes(music_encoder=music_encoder[0], music_dim=music_encoder[1])
     tokenizer_dir = _find_tokenizer(sources, base_tokenizer, config)
     model = empty_model(config)
     report, chosen = plan(config, layers, notes, _tokenizer_label(config, tokenizer_dir), component_state(model))

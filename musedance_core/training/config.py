@@ -19,6 +19,11 @@ class TrainConfig:
     train: list[str]  # parts to train: vae, text_encoder, reference_unet, spatial, motion, music, beat
     preset: str = "tiny"  # model to start from when `init` is empty
     init: str = ""  # bundle written by the previous stage
+    # or, for the first stage of a real model, the files to assemble it from (checkpoints/assemble.py)
+    base: str = ""  # SD 1.5 single file or diffusers folder
+    motion: str = ""  # AnimateDiff motion module
+    animate_anyone: str = ""  # Moore-AnimateAnyone folder
+    tokenizer: str = ""  # CLIP tokenizer folder (default: the base folder's, or ComfyUI's)
     prediction_type: str = ""  # epsilon | v_prediction; empty = the preset's
     seed: int = 0
     max_steps: int = 1000
@@ -85,7 +90,7 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
         except ValueError as exc:
             raise InputError(f"training config '{key}' must be a number; got {value!r}.") from exc
     root = path.resolve().parents[2] if path.resolve().parent.name == "configs" else Path.cwd()
-    for key in ("data", "output_dir", "init"):
+    for key in ("data", "output_dir", "init", "base", "motion", "animate_anyone", "tokenizer"):
         if data.get(key) and not Path(data[key]).is_absolute():
             data[key] = str(root / data[key])
     return TrainConfig(**data)
