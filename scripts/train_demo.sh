@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the bundled demo model (assets/demo/musedance-demo-tiny.safetensors) from nothing, on
 # the CPU, with the project's own scripts: SynthDance data, the tiny VAE, stage 1, stage 2, then
-# the held-out evaluation. Every step resumes where it stopped (data and checkpoints are
+# the VAE decoder refinement, then the held-out evaluation. Every step resumes where it stopped (data and checkpoints are
 # skipped or continued), so after an interruption just run it again.
 #   bash scripts/setup.sh && bash scripts/train_demo.sh      # ~2 h on 2 CPU cores
 set -euo pipefail
@@ -11,11 +11,11 @@ mkdir -p runs/logs
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
 step "SynthDance data";  $PY training/synth_dance.py --out data/synthdance --clips 2000 --size 64 --fps 12 \
                            --frames 24 --val-frames 96 --seed 0 --workers 2 --val-fraction 0.05
-for stage in vae stage1 stage2; do
+for stage in vae stage1 stage2 decoder; do
   if [ ! -f "runs/tiny/$stage/model.safetensors" ]; then
     step "train $stage";  $PY training/train.py --config "training/configs/tiny_$stage.yaml" 2>&1 | tee -a "runs/logs/$stage.log"
   fi
 done
-step "evaluate";         $PY training/evaluate.py --model runs/tiny/stage2/model.safetensors --data data/synthdance \
-                           --clips 20 --steps 20 --out runs/tiny/eval
-step "done: runs/tiny/stage2/model.safetensors, report in runs/tiny/eval"
+step "evaluate";         $PY training/evaluate.py --model runs/tiny/decoder/model.safetensors --data data/synthdance \
+                           --clips 16 --steps 15 --out runs/tiny/eval
+step "done: runs/tiny/decoder/model.safetensors, report in runs/tiny/eval"

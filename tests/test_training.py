@@ -106,6 +106,18 @@ def test_stage2_trains_only_its_parts(runs):
     assert changed == {"motion", "music", "beat", "text_encoder"}
 
 
+def test_decoder_stage_changes_only_the_decoder(runs, tmp_path):
+    base, data = runs
+    _train("tiny_decoder.yaml", f"data={data}", f"init={base / 's2/model.safetensors'}",
+           f"output_dir={tmp_path / 'dec'}", "max_steps=3", "checkpoint_every=3", "save_fp16=false")
+    before = load_file(str(base / "s2/model.safetensors"))
+    after = load_file(str(tmp_path / "dec/model.safetensors"))
+    changed = {k for k in after if not torch.equal(before[k].float(), after[k].float())}
+    assert changed and all(k.startswith(("vae.decoder.", "vae.post_quant_conv.")) for k in changed)
+    scale = [load_bundle(base / "s2/model.safetensors"), load_bundle(tmp_path / "dec/model.safetensors")]
+    assert scale[0].config.vae["scaling_factor"] == scale[1].config.vae["scaling_factor"]  # the UNets' latent space
+
+
 def test_kill_9_then_resume_matches_an_unbroken_run(runs, tmp_path):
     base, data = runs
     args = [f"data={data}", f"init={base / 's1/model.safetensors'}", "max_steps=6", "num_frames=8",

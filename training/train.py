@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model.eval()
     with ema_weights(trainable, ema):
-        if cfg.stage == "vae":  # SD practice: scale latents to unit variance for the diffusion stages
+        if "vae" in cfg.train:  # SD practice: scale latents to unit variance for the diffusion stages
             pixels = BatchStream(ClipSampler(Path(cfg.data), records, "image", seed=cfg.seed + 1), 32).next()["pixels"]
             scale = latent_scale(model, pixels[:, 0])
             model.vae.register_to_config(scaling_factor=scale)

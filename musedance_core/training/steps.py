@@ -20,7 +20,7 @@ from ..models.musedance import MuseDanceModel
 from .losses import diffusion_loss, min_snr_weights, offset_noise, training_target
 
 STAGES = ("vae", "appearance", "motion")
-PARTS = ("vae", "text_encoder", "reference_unet", "spatial", "motion", "music", "beat")
+PARTS = ("vae", "vae_decoder", "text_encoder", "reference_unet", "spatial", "motion", "music", "beat")
 VAE_KL_WEIGHT = 1e-6
 
 
@@ -39,7 +39,12 @@ def named_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.
         raise ValueError(f"unknown trainable parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     out: dict[str, torch.nn.Parameter] = {}
     for part in parts:
-        if part in ("spatial", "motion"):
+        if part == "vae_decoder":  # the decoder alone: the latent space the UNets learned stays as it is
+            for sub in ("decoder", "post_quant_conv"):
+                module = getattr(model.vae, sub, None)
+                if module is not None:
+                    out.update({f"vae.{sub}.{name}": p for name, p in module.named_parameters()})
+        elif part in ("spatial", "motion"):
             for name, p in model.denoising_unet.named_parameters():
                 is_motion = ".motion_modules." in name
                 if is_motion == (part == "motion"):
