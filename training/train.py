@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         with accelerator.accumulate(model):
             with accelerator.autocast():
                 if cfg.stage == "vae":
-                    loss = vae_loss(model, batch, generator)
+                    loss = vae_loss(model, batch, generator, cfg.mask_weight)
                 else:
                     loss = diffusion_step_loss(model, scheduler, batch, cfg.stage, settings, generator)
             accelerator.backward(loss)

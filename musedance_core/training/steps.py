@@ -62,13 +62,17 @@ def set_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.nn
     return params
 
 
-def vae_loss(model: MuseDanceModel, batch: dict, generator: torch.Generator) -> torch.Tensor:
+def vae_loss(model: MuseDanceModel, batch: dict, generator: torch.Generator, mask_weight: float = 0.0) -> torch.Tensor:
+    """L1 + L2 reconstruction (+ a tiny KL). With ``mask_weight`` the subject's pixels weigh
+    1 + mask_weight: a small subject on a large plain background otherwise barely counts."""
     pixels = batch["pixels"][:, 0].to(model.device)  # (B, 3, H, W)
     dist = model.vae.encode(pixels).latent_dist
     noise = torch.randn(dist.mean.shape, generator=generator).to(pixels.device)
     latents = dist.mean + dist.std * noise
     recon = model.vae.decode(latents).sample
-    rec = (recon - pixels).abs().mean() + ((recon - pixels) ** 2).mean()
+    error = recon - pixels
+    weights = 1.0 + mask_weight * batch["mask"][:, 0].to(pixels.device) if mask_weight > 0 else torch.ones_like(pixels[:, :1])
+    rec = ((error.abs() + error ** 2) * weights).mean() / weights.mean()
     return rec + VAE_KL_WEIGHT * dist.kl().mean()
 
 
