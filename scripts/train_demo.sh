@@ -18,4 +18,5 @@ for stage in vae stage1 stage2 decoder; do
 done
 step "evaluate";         $PY training/evaluate.py --model runs/tiny/decoder/model.safetensors --data data/synthdance \
                            --clips 16 --steps 15 --out runs/tiny/eval
-step "done: runs/tiny/decoder/model.safetensors, report in runs/tiny/eval"
+cp runs/tiny/decoder/model.safetensors assets/demo/musedance-demo-tiny.safetensors
+step "done: assets/demo/musedance-demo-tiny.safetensors (from runs/tiny/decoder), report in runs/tiny/eval"
