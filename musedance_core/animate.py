@@ -96,7 +96,8 @@ def animate_files(args) -> Path:
                                vae_tiling=args.vae_tiling, upcast_vae=args.upcast_vae, offload=offload)
     from tqdm import tqdm
 
-    bar = tqdm(total=None, unit="window", desc="sampling", file=sys.stderr, leave=False)
+    bar = tqdm(total=None, unit="window", desc="sampling", file=sys.stderr, leave=False,
+               disable=None)  # None: a live bar on a terminal, none in logs and CI
 
     def on_progress(p) -> None:
         bar.total = p.total
