@@ -16,6 +16,7 @@ device memory stage offload saves.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -61,7 +62,7 @@ def precision_times(repeats: int, fp16: bool) -> tuple[str, list[dict]]:
     image, music, beats = _inputs(float(base.config.fps))
     settings = AnimateSettings(num_frames=8, width=128, height=128, steps=4, context_length=8)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16} | ({"fp16": torch.float16} if fp16 else {})
-    pipes = {name: MuseDancePipeline(_copy(base).to(dtype)) for name, dtype in dtypes.items()}
+    pipes = {name: MuseDancePipeline(copy.deepcopy(base).to(dtype)) for name, dtype in dtypes.items()}
     frames, times = {}, {name: [] for name in dtypes}
     for name, pipe in pipes.items():  # warm-up, and the frames to compare
         frames[name] = pipe(image, music, beats, "bounces on every beat", settings=settings).frames.float()
@@ -76,20 +77,13 @@ def precision_times(repeats: int, fp16: bool) -> tuple[str, list[dict]]:
     return label, rows
 
 
-def _copy(model):
-    import copy
-
-    return copy.deepcopy(model)
-
-
 def offload_bytes() -> list[dict]:
     from musedance_core.models.config import sd15_config
     from musedance_core.models.musedance import MuseDanceModel
 
     with torch.device("meta"):
         model = MuseDanceModel(sd15_config()).to(torch.float16)
-    pipe = MuseDancePipeline.__new__(MuseDancePipeline)
-    pipe.model = model
+    pipe = MuseDancePipeline(model)  # only asked which modules each stage uses
 
     def size(names: list[str]) -> int:
         seen, total = set(), 0

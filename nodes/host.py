@@ -121,7 +121,6 @@ class LoadedModel:
     patcher: Any  # comfy.model_patcher.ModelPatcher
     dtype: Any
     sources: dict[str, str] = field(default_factory=dict)  # component -> file(s) it came from
-    report: str = ""  # the assembly report (checkpoints/assemble.py)
 
     @property
     def model(self):
@@ -132,14 +131,14 @@ class LoadedModel:
         return self.patcher.model.config
 
 
-def wrap_model(model, dtype, sources: dict[str, str], report: str = "") -> LoadedModel:
+def wrap_model(model, dtype, sources: dict[str, str]) -> LoadedModel:
     """Hand the model to ComfyUI's memory manager (loaded to the GPU on use, offloaded after)."""
     import comfy.model_management as mm
     import comfy.model_patcher
 
     model = model.to(device=mm.unet_offload_device(), dtype=dtype).eval()
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=torch_device(), offload_device=mm.unet_offload_device())
-    return LoadedModel(patcher, dtype, sources, report)
+    return LoadedModel(patcher, dtype, sources)
 
 
 def load_to_device(loaded: LoadedModel) -> None:

@@ -59,4 +59,4 @@ class MuseDanceModelLoader(io.ComfyNode):
         model, report = assemble(sources, device="cpu", dtype=dtype)
         log.info("MuseDance model assembled:\n%s", report.format())
         origins = {c.component: ", ".join(c.sources) or ("fresh" if c.fresh else "") for c in report.components}
-        return io.NodeOutput(host.wrap_model(model, dtype, origins, report.format()))
+        return io.NodeOutput(host.wrap_model(model, dtype, origins))

@@ -76,8 +76,6 @@ def comfy_python() -> str:
 
 def require_comfy() -> Path:
     """The ComfyUI folder; skips the test if absent, but *fails* it when ``CI=true``."""
-    import pytest
-
     folder = comfy_path()
     if folder is not None:
         try:
@@ -85,11 +83,17 @@ def require_comfy() -> Path:
         except ImportError:
             folder = None
     if folder is None:
-        message = f"no ComfyUI test host: {INSTALL_HINT}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"no ComfyUI test host: {INSTALL_HINT}")
     return folder
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip a test that needs a real component that is missing; with ``CI=true``, fail it."""
+    import pytest
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def free_port() -> int:

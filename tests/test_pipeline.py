@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 
-from musedance_core.audio.analysis import analyze
 from musedance_core.audio.beats import track_beats
-from musedance_core.audio.encoders import SpectralEncoder
 from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.errors import InputError
 from musedance_core.images import fit_image
@@ -18,6 +14,7 @@ from musedance_core.models.config import tiny_config
 from musedance_core.models.musedance import MuseDanceModel
 from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
 from musedance_core.schedulers import context_windows, make_scheduler
+from tests.pipeline_inputs import groove_conditions
 
 FPS = 12.0
 SMALL = dict(width=64, height=64, steps=2)
@@ -31,11 +28,7 @@ def model() -> MuseDanceModel:
 
 @pytest.fixture(scope="module")
 def song():
-    track = render_groove(Groove(bpm=120.0, seconds=3.0), seed=3)
-    analysis = analyze(track.samples, track.sample_rate)
-    beats = track_beats(track.samples, track.sample_rate, FPS, analysis=analysis)
-    music = SpectralEncoder().encode(track.samples, track.sample_rate, FPS, analysis=analysis)
-    return music, beats
+    return groove_conditions(3.0, FPS)
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,13 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
-from musedance_core.audio.analysis import analyze
-from musedance_core.audio.beats import track_beats
-from musedance_core.audio.encoders import SpectralEncoder
 from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.devices import StageOffload, ensure_sdpa, missing_kernel, pick_dtype
 from musedance_core.errors import InputError
 from musedance_core.models.config import tiny_config
 from musedance_core.models.musedance import MuseDanceModel
 from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
+from tests.pipeline_inputs import groove_conditions
 
 FPS = 12.0
 SMALL = dict(width=64, height=64, steps=3, num_frames=4)
@@ -34,11 +32,7 @@ def model() -> MuseDanceModel:
 
 @pytest.fixture(scope="module")
 def song():
-    track = render_groove(Groove(bpm=120.0, seconds=1.0), seed=3)
-    analysis = analyze(track.samples, track.sample_rate)
-    beats = track_beats(track.samples, track.sample_rate, FPS, analysis=analysis)
-    music = SpectralEncoder().encode(track.samples, track.sample_rate, FPS, analysis=analysis)
-    return music, beats
+    return groove_conditions(1.0, FPS)
 
 
 @pytest.fixture(scope="module")

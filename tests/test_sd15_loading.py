@@ -28,7 +28,7 @@ from musedance_core.checkpoints.files import CheckpointError, read_state_dict
 from musedance_core.checkpoints.identify import ACCEPTED, REJECTED, FileKind, identify, require
 from musedance_core.models.config import SD15_TEXT, SD15_UNET, SD15_VAE, sd15_config, tiny_config
 from musedance_core.models.text import build_text_encoder
-from tests.comfy_host import INSTALL_HINT, comfy_path
+from tests.comfy_host import INSTALL_HINT, comfy_path, skip_or_fail
 
 # ComfyUI's description of an SD 1.5 UNet: 2 res blocks per level, transformers in the first 3
 # levels (down) / last 3 (up, popped from the end), one in the middle.
@@ -85,10 +85,7 @@ def build_modules(config, seed=0) -> Modules:
 def comfy_folder():
     folder = comfy_path()
     if folder is None:
-        message = f"no ComfyUI to serve as the LDM-name oracle: {INSTALL_HINT}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"no ComfyUI to serve as the LDM-name oracle: {INSTALL_HINT}")
     return folder
 
 
