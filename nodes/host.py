@@ -78,10 +78,11 @@ def named_base(bundle: Path) -> Path | None:
     that name (only the file name is used, so a bundle cannot point outside the model folders)."""
     import folder_paths
 
-    from ..musedance_core.checkpoints.bundle import COMPONENTS, read_metadata
+    from ..musedance_core.checkpoints.assemble import REQUIRED
+    from ..musedance_core.checkpoints.bundle import read_metadata
 
     meta = read_metadata(bundle)
-    if not meta.get("base") or set(COMPONENTS) <= set(meta.get("parts", "").split(",")):
+    if not meta.get("base") or set(REQUIRED) <= set(meta.get("parts", "").split(",")):  # complete: no base needed
         return None
     name = Path(meta["base"]).name
     if name not in folder_paths.get_filename_list(CHECKPOINTS_FOLDER):
