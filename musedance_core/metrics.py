@@ -5,7 +5,8 @@
   core needs no mir_eval at run time. No beats are trimmed: callers trim if they want to.
 - ``beat_alignment_score``: Bailando's BAS in DESIGN.md section 6's form.
 - ``beat_phase_vector_strength``: the style-agnostic companion of BAS.
-- ``motion_energy`` / ``motion_beats``: per-frame motion of a 2D video and its beats.
+- ``motion_energy`` / ``subject_speed`` / ``motion_beats``: per-frame motion of a 2D video (or of a
+  tracked subject) and its beats.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ F_MEASURE_WINDOW_S = 0.07  # MIREX / mir_eval default tolerance
 CONTINUITY_PHASE = 0.175  # mir_eval continuity thresholds (fractions of the beat interval)
 CONTINUITY_PERIOD = 0.175
 BAS_SIGMA_FRAMES = 2.0  # default BAS tolerance, in video frames (2 frames = 83 ms at 24 fps)
+BAILANDO_SIGMA_S = 0.05  # Bailando's own tolerance: sigma^2 = 9 frames^2 at its 60 fps = 50 ms
 MOTION_SMOOTH_FRAMES = 1.0  # Gaussian smoothing of the motion speed curve before finding minima
 
 
@@ -159,13 +161,48 @@ def motion_energy(frames: np.ndarray) -> np.ndarray:
     return (padded[:-1] + padded[1:]) / 2.0
 
 
-def motion_beats(energy: np.ndarray, fps: float, smooth_frames: float = MOTION_SMOOTH_FRAMES) -> np.ndarray:
-    """Motion beats: local minima of the smoothed motion speed, in seconds (Bailando's kinematic beats)."""
+def subject_speed(track: np.ndarray, radius: float) -> np.ndarray:
+    """Per-frame speed of a tracked subject's points, in frame fractions per frame.
+
+    Args:
+        track: [T, 4] (x, y as frame fractions, angle in degrees, scale relative to rest), the
+            SynthDance motion columns (or the evaluator's tracker output).
+        radius: the subject's radius as a frame fraction: turning by d(angle) or growing by
+            d(scale) moves its outline by radius * d(angle in radians) or radius * d(scale).
+
+    Returns:
+        [T] float64, each frame the mean of its two neighbouring steps (as ``motion_energy``).
+    """
+    track = np.asarray(track, float)
+    if track.ndim != 2 or track.shape[1] != 4:
+        raise ValueError(f"track must be [T, 4] (x, y, angle, scale); got shape {track.shape}")
+    if len(track) < 2:
+        return np.zeros(len(track))
+    d = np.diff(track, axis=0)
+    step = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + (radius * np.radians(d[:, 2])) ** 2 + (radius * d[:, 3]) ** 2)
+    padded = np.concatenate([[step[0]], step, [step[-1]]])
+    return (padded[:-1] + padded[1:]) / 2.0
+
+
+def motion_beats(energy: np.ndarray, fps: float, smooth_frames: float = MOTION_SMOOTH_FRAMES,
+                 subframe: bool = False) -> np.ndarray:
+    """Motion beats: local minima of the smoothed motion speed, in seconds (Bailando's kinematic beats).
+
+    ``subframe``: place each minimum at the vertex of the parabola through it and its neighbours,
+    so that a tolerance finer than a frame (Bailando's 50 ms at 12 fps is 0.6 frames) is not
+    dominated by rounding to frames.
+    """
     from scipy.ndimage import gaussian_filter1d
 
     energy = np.asarray(energy, float)
     if energy.size < 3:
         return np.zeros(0)
     speed = gaussian_filter1d(energy, smooth_frames) if smooth_frames > 0 else energy
-    inner = (speed[1:-1] < speed[:-2]) & (speed[1:-1] <= speed[2:])
-    return (np.flatnonzero(inner) + 1) / float(fps)
+    inner = np.flatnonzero((speed[1:-1] < speed[:-2]) & (speed[1:-1] <= speed[2:])) + 1
+    at = inner.astype(float)
+    if subframe and inner.size:
+        lo, mid, hi = speed[inner - 1], speed[inner], speed[inner + 1]
+        curve = lo - 2 * mid + hi
+        shift = np.where(curve > 1e-12, 0.5 * (lo - hi) / np.maximum(curve, 1e-12), 0.0)
+        at = at + np.clip(shift, -0.5, 0.5)
+    return at / float(fps)

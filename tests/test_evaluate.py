@@ -50,6 +50,10 @@ def test_ground_truth_as_generated(micro, tmp_path):
     assert s["beat"]["gen_own_bas"] == pytest.approx(s["beat"]["gt_own_bas"])
     assert s["beat"]["gt_own_bas"] > s["beat"]["shuf_orig_bas"]  # music-driven beats the control
     assert s["beat"]["gt_own_vs"] > s["beat"]["shuf_orig_vs"]
+    assert s["beat"]["gt_own_track_bas"] > s["beat"]["gt_partner_track_bas"]  # the tracked subject's pauses too
+    assert {t["target"] for t in report["targets"]} >= {
+        "BAS(subject track, 50 ms): generated >= 2 x shuffled-music control",
+        "beat-phase VS(generated) >= 2 x VS(shuffled-music control)"}
     assert s["appearance"]["color_delta_e"] < 2.0
     assert s["appearance"]["ssim"] == pytest.approx(1.0)
     assert s["appearance"]["mask_iou"] > 0.9

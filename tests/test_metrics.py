@@ -12,6 +12,7 @@ from musedance_core.metrics import (
     beat_f_measure,
     beat_phase_vector_strength,
     motion_beats,
+    subject_speed,
     motion_energy,
 )
 
@@ -81,6 +82,28 @@ def test_motion_beats_of_a_bouncing_square_land_on_the_music_beats():
     assert beat_alignment_score(beats, found, fps) > 0.9
     other_music = beats + 0.125  # beats a quarter of the way into each hop
     assert beat_alignment_score(other_music, found, fps) < 0.5
+
+
+def test_subframe_motion_beats_find_minima_between_frames():
+    fps, true_min = 12.0, np.arange(3.3, 40.0, 6.0)  # minima 0.3 frames after a frame
+    t = np.arange(48, dtype=float)
+    speed = np.min(np.abs(t[:, None] - true_min[None]), axis=1) ** 2  # a parabola around each minimum
+    coarse = motion_beats(speed, fps, smooth_frames=0.0) * fps
+    fine = motion_beats(speed, fps, smooth_frames=0.0, subframe=True) * fps
+    assert np.allclose(coarse, np.round(true_min[: len(coarse)]))
+    assert np.allclose(fine, true_min[: len(fine)], atol=0.05)
+
+
+def test_subject_speed_counts_turning_and_growing_at_the_outline():
+    track = np.zeros((5, 4))
+    track[:, 3] = 1.0
+    track[:, 0] = [0.0, 0.1, 0.2, 0.2, 0.2]  # moves 0.1 a frame, then stops and turns
+    track[:, 2] = [0.0, 0.0, 0.0, 90.0, 180.0]
+    speed = subject_speed(track, radius=0.2)
+    turn = 0.2 * np.pi / 2  # a quarter turn moves the outline by radius * pi / 2
+    assert np.allclose(speed, [0.1, 0.1, (0.1 + turn) / 2, turn, turn])
+    with pytest.raises(ValueError, match=r"\[T, 4\]"):
+        subject_speed(np.zeros((5, 3)), 0.2)
 
 
 def test_vector_strength_separates_locked_and_unlocked_motion():
