@@ -5,7 +5,8 @@ Stages (DESIGN.md section 1; ``vae`` only for models without a pretrained VAE, l
 - ``appearance`` (stage 1): single target frames, a reference frame from a short window of the
   same clip, ReferenceNet + spatial layers, subject-mask-weighted loss; motion modules bypassed.
 - ``motion`` (stage 2): clips of N frames with their music and beats; spatial layers frozen;
-  motion modules, music and beat branches train.
+  motion modules, music and beat branches train; the loss is weighted by each frame's subject
+  mask too, since the motion to learn lies in the subject's pixels.
 Condition dropout: a fraction of the samples of each batch is trained unconditionally (empty
 prompt, no reference, no music/beats), the unconditional branch classifier-free guidance uses.
 """
@@ -29,7 +30,7 @@ class LossSettings:
     noise_offset: float = 0.05
     min_snr_gamma: float = 5.0
     uncond_fraction: float = 0.1  # condition dropout
-    mask_weight: float = 1.0  # stage 1: loss weight = 1 + mask_weight * subject mask
+    mask_weight: float = 1.0  # loss weight = 1 + mask_weight * subject mask (both diffusion stages)
 
 
 def named_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.nn.Parameter]:
@@ -127,7 +128,7 @@ def diffusion_step_loss(model: MuseDanceModel, scheduler, batch: dict, stage: st
     target = training_target(scheduler, latents, noise, t)
     weights = min_snr_weights(scheduler, t, settings.min_snr_gamma)
     pixel_weights = None
-    if stage == "appearance" and settings.mask_weight > 0:
+    if settings.mask_weight > 0:  # stage 2 too: a small subject's motion is a few latent pixels of each frame
         mask = batch["mask"].to(latents.device).transpose(1, 2)  # (B, 1, F, H, W)
         mask = torch.nn.functional.adaptive_avg_pool3d(mask, latents.shape[2:])
         pixel_weights = 1.0 + settings.mask_weight * mask
