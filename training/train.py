@@ -88,12 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
 
-    from musedance_core.checkpoints.bundle import save_bundle
     from musedance_core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from musedance_core.training.data import BatchStream, ClipSampler, read_manifest
     from musedance_core.training.report import plot_losses, validation_videos
-    from musedance_core.training.steps import (LossSettings, diffusion_step_loss, latent_scale, set_trainable,
-                                               vae_loss)
+    from musedance_core.training.steps import LossSettings, diffusion_step_loss, set_trainable, vae_loss
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
@@ -183,18 +181,29 @@ def main(argv: list[str] | None = None) -> int:
             model.train()
     log.close()
 
+    bundle = write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, ema)
+    plot_losses(log_path, out / "loss.png")
+    accelerator.print(f"wrote {bundle}")
+    return 0
+
+
+def write_bundle(model, cfg: TrainConfig, records, path: Path, step: int, trainable: dict[str, torch.nn.Parameter],
+                 ema: dict[str, torch.Tensor] | None) -> Path:
+    """Save the model being trained (its EMA weights when there are any) as a MuseDance bundle.
+    After a VAE stage the latents' scaling factor is measured first (SD practice: unit variance)."""
+    from musedance_core.checkpoints.bundle import save_bundle
+    from musedance_core.training.data import BatchStream, ClipSampler
+    from musedance_core.training.steps import latent_scale
+
     model.eval()
     with ema_weights(trainable, ema):
-        if "vae" in cfg.train:  # SD practice: scale latents to unit variance for the diffusion stages
+        if "vae" in cfg.train:
             pixels = BatchStream(ClipSampler(Path(cfg.data), records, "image", seed=cfg.seed + 1), 32).next()["pixels"]
             scale = latent_scale(model, pixels[:, 0])
             model.vae.register_to_config(scaling_factor=scale)
             model.config = model.config.with_changes(vae=model.config.vae | {"scaling_factor": scale})
-        bundle = save_bundle(model, out / "model.safetensors", dtype=torch.float16 if cfg.save_fp16 else None,
-                             extra_metadata={"stage": cfg.stage, "steps": str(step), "data": str(cfg.data)})
-    plot_losses(log_path, out / "loss.png")
-    accelerator.print(f"wrote {bundle}")
-    return 0
+        return save_bundle(model, path, dtype=torch.float16 if cfg.save_fp16 else None,
+                           extra_metadata={"stage": cfg.stage, "steps": str(step), "data": str(cfg.data)})
 
 
 @contextlib.contextmanager

@@ -1,0 +1,68 @@
+"""Write a MuseDance bundle from a training checkpoint, to try a model before its run ends.
+
+    python training/export_bundle.py --config training/configs/tiny_stage2.yaml --out runs/try.safetensors
+    python training/export_bundle.py --config training/configs/tiny_stage2.yaml --checkpoint runs/tiny/stage2/checkpoint-0001800 \\
+        --no-ema --out runs/try.safetensors
+
+The bundle is what the run would write if it ended at that checkpoint: the config's starting model
+(``init``, files or preset) with the checkpoint's trained tensors, EMA weights when the run keeps
+them (``--no-ema`` takes the raw ones). Reads the checkpoint only (safetensors, and the
+optimizer file with ``weights_only``); the run itself may go on meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, required=True, help="the run's YAML training config")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="the run's --set overrides, if any")
+    p.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: the run's latest)")
+    p.add_argument("--no-ema", action="store_true", help="the raw trained weights, not their EMA")
+    p.add_argument("--out", type=Path, required=True, help="bundle to write (.safetensors)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from musedance_core.training.checkpoint import latest_checkpoint, load_checkpoint
+    from musedance_core.training.config import load_train_config
+    from musedance_core.training.data import read_manifest
+    from musedance_core.training.steps import set_trainable
+    from training.train import build_model, data_music, write_bundle
+
+    args = parse_args(argv)
+    cfg = load_train_config(args.config, args.set)
+    checkpoint = args.checkpoint or latest_checkpoint(cfg.output_dir)
+    if checkpoint is None or not (Path(checkpoint) / "trainable.safetensors").is_file():
+        raise SystemExit(f"export_bundle: no checkpoint in '{args.checkpoint or cfg.output_dir}'; "
+                         "pass --checkpoint DIR (a checkpoint-NNNNNNN folder of the run).")
+    if args.out.suffix != ".safetensors":
+        raise SystemExit(f"export_bundle: --out must end in .safetensors; got '{args.out}'.")
+    records = tuple(read_manifest(cfg.data, "train"))
+    model = build_model(cfg, data_music(cfg.data, records))
+    trainable = set_trainable(model, cfg.train)
+    weights, _, state, ema = load_checkpoint(checkpoint)
+    if set(weights) != set(trainable):
+        extra, missing = sorted(set(weights) - set(trainable))[:3], sorted(set(trainable) - set(weights))[:3]
+        raise SystemExit(f"export_bundle: checkpoint '{checkpoint}' does not hold the parts {cfg.train} of "
+                         f"'{args.config}' (unexpected {extra}, missing {missing}); give the run's own config.")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            trainable[name].copy_(tensor)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    bundle = write_bundle(model, cfg, records, args.out, int(state["step"]), trainable, None if args.no_ema else ema)
+    print(f"wrote {bundle} (step {state['step']}, {'raw' if args.no_ema or ema is None else 'EMA'} weights)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
