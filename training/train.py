@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if new_log:
         writer.writerow(["step", "loss", "lr", "seconds"])
     model.train()
-    t0 = time.perf_counter()
+    t0, first_step = time.perf_counter(), step  # a resumed run's rate counts only its own steps
     while step < cfg.max_steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % cfg.log_every == 0:
             log.flush()
             accelerator.print(f"step {step}/{cfg.max_steps} loss {loss.item():.4f} "
-                              f"({(time.perf_counter() - t0) / max(step, 1):.2f} s/step)")
+                              f"({(time.perf_counter() - t0) / max(step - first_step, 1):.2f} s/step)")
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             log.flush()
             save_checkpoint(out, step, {k: p for k, p in trainable.items()}, optimizer.state_dict(),
