@@ -169,6 +169,7 @@ def subject_speed(track: np.ndarray, radius: float) -> np.ndarray:
             SynthDance motion columns (or the evaluator's tracker output).
         radius: the subject's radius as a frame fraction: turning by d(angle) or growing by
             d(scale) moves its outline by radius * d(angle in radians) or radius * d(scale).
+            Angle steps are taken the short way round (a jump of 360 deg is no motion).
 
     Returns:
         [T] float64, each frame the mean of its two neighbouring steps (as ``motion_energy``).
@@ -179,7 +180,8 @@ def subject_speed(track: np.ndarray, radius: float) -> np.ndarray:
     if len(track) < 2:
         return np.zeros(len(track))
     d = np.diff(track, axis=0)
-    step = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + (radius * np.radians(d[:, 2])) ** 2 + (radius * d[:, 3]) ** 2)
+    turn = (d[:, 2] + 180.0) % 360.0 - 180.0  # a spin that ends at 360 = 0 deg is no backward jump
+    step = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + (radius * np.radians(turn)) ** 2 + (radius * d[:, 3]) ** 2)
     padded = np.concatenate([[step[0]], step, [step[-1]]])
     return (padded[:-1] + padded[1:]) / 2.0
 

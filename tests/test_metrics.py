@@ -90,8 +90,9 @@ def test_subframe_motion_beats_find_minima_between_frames():
     speed = np.min(np.abs(t[:, None] - true_min[None]), axis=1) ** 2  # a parabola around each minimum
     coarse = motion_beats(speed, fps, smooth_frames=0.0) * fps
     fine = motion_beats(speed, fps, smooth_frames=0.0, subframe=True) * fps
-    assert np.allclose(coarse, np.round(true_min[: len(coarse)]))
-    assert np.allclose(fine, true_min[: len(fine)], atol=0.05)
+    assert len(coarse) == len(fine) == len(true_min)
+    assert np.allclose(coarse, np.round(true_min))
+    assert np.allclose(fine, true_min, atol=0.05)
 
 
 def test_subject_speed_counts_turning_and_growing_at_the_outline():
@@ -102,6 +103,10 @@ def test_subject_speed_counts_turning_and_growing_at_the_outline():
     speed = subject_speed(track, radius=0.2)
     turn = 0.2 * np.pi / 2  # a quarter turn moves the outline by radius * pi / 2
     assert np.allclose(speed, [0.1, 0.1, (0.1 + turn) / 2, turn, turn])
+    spin_end = np.zeros((3, 4))
+    spin_end[:, 2] = [340.0, -20.0, -20.0]  # a turn that ends where it began: 340 -> -20 is no motion
+    spin_end[:, 3] = [1.0, 1.2, 1.2]  # while it grows by 0.2
+    assert np.allclose(subject_speed(spin_end, radius=0.5), [0.1, 0.05, 0.0])
     with pytest.raises(ValueError, match=r"\[T, 4\]"):
         subject_speed(np.zeros((5, 3)), 0.2)
 

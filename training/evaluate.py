@@ -415,7 +415,8 @@ def write_markdown(path: Path, info: dict, summary: dict) -> Path:
         (f"- fps {info['fps']:g}; BAS sigma = {info['sigma_frames']:g} frames "
          f"({1000 * info['sigma_frames'] / info['fps']:.0f} ms); "
          "motion beats = minima of the smoothed frame-difference energy; music beats = exact beat_times"),
-        f"- sampler: {info['steps']} steps, cfg {info['cfg']:g}, seed {info['seed']} (same seed for own and shuffled music)",
+        (f"- sampler: {info['steps']} steps, cfg {info['cfg']:g}, context {info['context_length']} frames, "
+         f"seed {info['seed']} (same seed for own and shuffled music)"),
         f"- shuffled partners meeting the rule (other song, tempo differs > 10 %): {info['partners_ok']}/{info['clips']}",
         f"- runtime {info['seconds']:.0f} s", "",
         "## Beat alignment (means over clips)", "",
@@ -451,7 +452,8 @@ def write_markdown(path: Path, info: dict, summary: dict) -> Path:
 
 
 def _ratio(own: float, other: float) -> str:
-    """own / other as text (the ceiling a perfect copy of the ground truth would reach)."""
+    """own / other as text: the ground truth's own ratio, for reference (its video measured against its
+    music's beats and against the partner's; a model is not bound by it)."""
     return f"{own / other:.2f}x" if other > 0 else "n/a"
 
 
@@ -524,7 +526,7 @@ def evaluate_clip(record: dict, arrays: dict, partner: dict, partner_arrays: dic
     gen_track, gen_masks = track_subject(gen, model) if not same else (gt_track, gt_masks)
     shuf_track, _ = track_subject(shuf, model if not args.gt_as_generated else
                                   learn_subject(partner_arrays["frames"][0], partner_arrays["mask"][0]))
-    radius = math.sqrt(model.area / math.pi) / truth.shape[1]  # the reference subject's, as a frame fraction
+    radius = math.sqrt(model.area / math.pi / (truth.shape[1] * truth.shape[2]))  # the reference subject's, frame fraction
     for key, track, times in (("gt_own", gt_track, beats), ("gt_partner", gt_track, pbeats),
                               ("gen_own", gen_track, beats), ("gen_partner", gen_track, pbeats),
                               ("shuf_orig", shuf_track, beats), ("shuf_own", shuf_track, pbeats)):
@@ -642,7 +644,7 @@ def main(argv: list[str] | None = None) -> dict:
             "model": "ground truth (--gt-as-generated)" if model is None else str(args.model),
             "data": str(args.data), "clips": len(clips), "frames": min(c["frames"] for c in clips),
             "size": int(records[0]["width"]), "fps": float(records[0]["fps"]), "sigma_frames": args.sigma_frames,
-            "steps": args.steps, "cfg": args.cfg, "seed": args.seed,
+            "steps": args.steps, "cfg": args.cfg, "seed": args.seed, "context_length": args.context_length,
             "partners_ok": sum(ok for _, ok in partners), "seconds": time.perf_counter() - t0,
             "generation_seconds": gen_seconds}
     report = {"info": info, "summary": summary,

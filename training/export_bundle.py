@@ -6,8 +6,8 @@
 
 The bundle is what the run would write if it ended at that checkpoint: the config's starting model
 (``init``, files or preset) with the checkpoint's trained tensors, EMA weights when the run keeps
-them (``--no-ema`` takes the raw ones). Reads the checkpoint only (safetensors, and the
-optimizer file with ``weights_only``); the run itself may go on meanwhile.
+them (``--no-ema`` takes the raw ones). Reads the checkpoint's safetensors and state only (not the
+optimizer state); the run itself may go on meanwhile.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from musedance_core.training.checkpoint import latest_checkpoint, load_checkpoint
+    from musedance_core.training.checkpoint import latest_checkpoint, load_weights
     from musedance_core.training.config import load_train_config
     from musedance_core.training.data import read_manifest
     from musedance_core.training.steps import set_trainable
@@ -47,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                          "pass --checkpoint DIR (a checkpoint-NNNNNNN folder of the run).")
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export_bundle: --out must end in .safetensors; got '{args.out}'.")
+    if args.out.resolve() == (Path(cfg.output_dir) / "model.safetensors").resolve():
+        raise SystemExit(f"export_bundle: --out '{args.out}' is the run's own final bundle (a finished run's mark); "
+                         "write the export elsewhere.")
     records = tuple(read_manifest(cfg.data, "train"))
     model = build_model(cfg, data_music(cfg.data, records))
     trainable = set_trainable(model, cfg.train)
-    weights, _, state, ema = load_checkpoint(checkpoint)
+    weights, ema, step = load_weights(checkpoint)
     if set(weights) != set(trainable):
         extra, missing = sorted(set(weights) - set(trainable))[:3], sorted(set(trainable) - set(weights))[:3]
         raise SystemExit(f"export_bundle: checkpoint '{checkpoint}' does not hold the parts {cfg.train} of "
@@ -59,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, tensor in weights.items():
             trainable[name].copy_(tensor)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    bundle = write_bundle(model, cfg, records, args.out, int(state["step"]), trainable, None if args.no_ema else ema)
-    print(f"wrote {bundle} (step {state['step']}, {'raw' if args.no_ema or ema is None else 'EMA'} weights)")
+    bundle = write_bundle(model, cfg, records, args.out, step, trainable, None if args.no_ema else ema)
+    print(f"wrote {bundle} (step {step}, {'raw' if args.no_ema or ema is None else 'EMA'} weights)")
     return 0
 
 

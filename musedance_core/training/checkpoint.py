@@ -69,6 +69,18 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, di
     return trainable, optimizer_state, state, ema
 
 
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, int]:
+    """(trainable tensors, ema tensors or None, step) of a checkpoint, without the optimizer state
+    (which can be several times the weights) and without touching the torch RNG."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    trainable = load_file(str(path / "trainable.safetensors"))
+    ema_file = path / "ema.safetensors"
+    step = int(json.loads((path / "state.json").read_text())["step"])
+    return trainable, (load_file(str(ema_file)) if ema_file.is_file() else None), step
+
+
 def _prune(out_dir: Path, keep: int) -> None:
     done = sorted(p for p in out_dir.glob("checkpoint-*") if p.is_dir())
     for old in done[:-keep] if keep > 0 else []:
