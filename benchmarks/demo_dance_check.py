@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,28 +25,14 @@ sys.path.insert(0, str(ROOT))
 from musedance_core.audio.beats import track_beats  # noqa: E402
 from musedance_core.audio.io import load_audio  # noqa: E402
 from musedance_core.audio.synth import Groove, render_groove  # noqa: E402
-from musedance_core.metrics import (  # noqa: E402
-    BAS_SIGMA_FRAMES,
-    beat_alignment_score,
-    beat_phase_vector_strength,
-    motion_beats,
-    motion_energy,
-)
+from musedance_core.metrics import BAS_SIGMA_FRAMES  # noqa: E402
+from musedance_core.video import read_video  # noqa: E402
+from training.evaluate import beat_measures  # noqa: E402
 
 IMAGE = ROOT / "assets/demo/robot.png"
 SONG = ROOT / "assets/demo/groove.mp3"
 PROMPT = "a red toy robot bounces on every beat"
 CONTROL_TEMPO_RATIOS = (0.75, 1.3)  # far enough from the song's tempo that its beats drift through all phases
-
-
-def video_frames(path: Path) -> tuple[np.ndarray, float]:
-    """Decoded RGB frames [T, H, W, 3] uint8 of an mp4, and its frame rate."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
-        return frames, float(stream.average_rate)
 
 
 def animate(music: Path, out: Path, args) -> float:
@@ -72,13 +57,6 @@ def control_song(bpm: float, seconds: float, folder: Path) -> Path:
     return path
 
 
-def measure(frames: np.ndarray, fps: float, beats: np.ndarray) -> dict[str, float]:
-    energy = motion_energy(frames)
-    beats = beats[beats < len(frames) / fps]
-    return {"vs": beat_phase_vector_strength(energy, beats, fps),
-            "bas": beat_alignment_score(beats, motion_beats(energy, fps), fps, BAS_SIGMA_FRAMES)}
-
-
 def main(argv: list[str] | None = None) -> list[str]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="bundle to test (default: the bundled demo model)")
@@ -99,8 +77,8 @@ def main(argv: list[str] | None = None) -> list[str]:
         for name, music in runs:
             out = tmp / f"{len(rows)}.mp4"
             seconds = animate(music, out, args)
-            frames, fps = video_frames(out)
-            m = measure(frames, fps, song.beat_times)
+            video = read_video(out)
+            m = beat_measures(video.frames, song.beat_times, video.fps, BAS_SIGMA_FRAMES)
             rows.append(f"| {name} | {m['vs']:.3f} | {m['bas']:.3f} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
     lines = [f"Bundled song: {song.tempo:.1f} BPM, {len(song.beat_times)} beats in the first {args.seconds:g} s; "

@@ -57,28 +57,28 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict, dict[str, torch.Tensor] | None]:
     """(trainable tensors, optimizer state, state dict, ema tensors or None); restores the torch RNG."""
-    from safetensors.torch import load_file
-
     path = Path(path)
-    trainable = load_file(str(path / "trainable.safetensors"))
+    trainable, ema = _load_tensors(path)
     optimizer_state = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
     state = json.loads((path / "state.json").read_text())
     torch.set_rng_state(torch.tensor(state.pop("torch_rng"), dtype=torch.uint8))
-    ema_file = path / "ema.safetensors"
-    ema = load_file(str(ema_file)) if ema_file.is_file() else None
     return trainable, optimizer_state, state, ema
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, int]:
     """(trainable tensors, ema tensors or None, step) of a checkpoint, without the optimizer state
     (which can be several times the weights) and without touching the torch RNG."""
+    path = Path(path)
+    trainable, ema = _load_tensors(path)
+    return trainable, ema, int(json.loads((path / "state.json").read_text())["step"])
+
+
+def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """The trainable tensors and the EMA tensors (None when the run keeps no EMA) of a checkpoint."""
     from safetensors.torch import load_file
 
-    path = Path(path)
-    trainable = load_file(str(path / "trainable.safetensors"))
     ema_file = path / "ema.safetensors"
-    step = int(json.loads((path / "state.json").read_text())["step"])
-    return trainable, (load_file(str(ema_file)) if ema_file.is_file() else None), step
+    return load_file(str(path / "trainable.safetensors")), (load_file(str(ema_file)) if ema_file.is_file() else None)
 
 
 def _prune(out_dir: Path, keep: int) -> None:
