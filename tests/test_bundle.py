@@ -41,6 +41,16 @@ def test_round_trip_is_bit_exact(model, bundle):
     assert loaded.config == model.config
 
 
+def test_caption_film_round_trips_and_older_bundles_still_load(model, bundle, tmp_path):
+    assert not load_bundle(bundle).config.caption_film  # a bundle from before the option
+    torch.manual_seed(4)
+    film = MuseDanceModel(tiny_config().with_changes(caption_film=True)).eval()
+    film.beat.film_text.weight.data.normal_()
+    loaded = load_bundle(save_bundle(film, tmp_path / "film.safetensors"))
+    assert loaded.config.caption_film
+    assert torch.equal(loaded.beat.film_text.weight, film.beat.film_text.weight)
+
+
 def test_layout_prefixes_and_metadata(bundle):
     tensors = load_file(str(bundle))
     prefixes = {k.split(".", 1)[0] for k in tensors}

@@ -117,6 +117,35 @@ def test_beat_film_reaches_the_motion_modules(model):
         _restore(model, backup)
 
 
+def test_caption_film_adds_nothing_until_trained_then_the_caption_steers_the_motion_modules():
+    torch.manual_seed(0)
+    model = MuseDanceModel(tiny_config()).eval()
+    _randomise_branches(model)
+    text, latents, ref, music, beats = _inputs(model)
+    other = text.clone()
+    other[1] = model.encode_prompt(["sways left and right each bar"])[0]
+    with torch.no_grad():
+        cond = model.frame_conditions(music, beats)
+        before = model.denoise(latents, 300, text, conditions=cond, cond=slice(1, 2))
+        beats_off = model.denoise(latents, 300, text, conditions=cond, cond=slice(1, 2), beat_scale=0.0)
+        model.enable_caption_film()
+        assert model.config.caption_film
+        fresh = model.denoise(latents, 300, text, conditions=cond, cond=slice(1, 2))
+        torch.nn.init.normal_(model.beat.film_text.weight, std=0.5)
+        trained = model.denoise(latents, 300, text, conditions=cond, cond=slice(1, 2))
+        trained_off = model.denoise(latents, 300, text, conditions=cond, cond=slice(1, 2), beat_scale=0.0)
+        pre = cond.film[0]
+        film_a = model.beat.film_embedding(pre, text[1].mean(0).expand(len(pre), -1))
+        film_b = model.beat.film_embedding(pre, other[1].mean(0).expand(len(pre), -1))
+    assert torch.equal(before, fresh)  # zero-initialised: an old model's output is unchanged
+    assert not torch.allclose(trained[1], fresh[1])
+    assert torch.equal(trained[0], fresh[0])  # the unconditional video gets no FiLM
+    assert not torch.allclose(film_a, film_b)  # another caption, another modulation of the same beats
+    assert torch.equal(trained_off, beats_off)  # beat strength 0 turns the caption's FiLM off too
+    with pytest.raises(ValueError, match="beat branch"):
+        model.music.add_text_film(64)
+
+
 def test_motion_switch_bypasses_temporal_layers(model):
     for module in motion_modules(model.denoising_unet).values():  # give motion modules an effect
         torch.nn.init.normal_(module.proj_out.weight, std=0.1)

@@ -102,8 +102,12 @@ def test_stage2_trains_only_its_parts(runs):
     before = load_file(str(base / "s1/model.safetensors"))
     after = load_file(str(base / "s2/model.safetensors"))
     # stage 2 stores fp16 (save_fp16): compare at the stored precision
-    changed = {k.split(".", 1)[0] for k in after if not torch.equal(before[k].to(after[k].dtype), after[k])}
+    added = set(after) - set(before)
+    assert added == {"beat.film_text.weight", "beat.film_text.bias"}  # tiny_stage2.yaml: caption_film
+    assert after["beat.film_text.weight"].abs().max() > 0  # the fresh (zero) layer trained
+    changed = {k.split(".", 1)[0] for k in set(after) - added if not torch.equal(before[k].to(after[k].dtype), after[k])}
     assert changed == {"motion", "music", "beat", "text_encoder"}
+    assert load_bundle(base / "s2/model.safetensors").config.caption_film
 
 
 def test_decoder_stage_changes_only_the_decoder(runs, tmp_path):

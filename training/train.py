@@ -39,7 +39,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_model(cfg: TrainConfig, music: tuple[str, int]):
     """The model to train: the previous stage's bundle (``init``), else one assembled from SD 1.5 /
     AnimateDiff / Animate Anyone files, else a fresh ``preset``. A new model's music branch is
-    sized for ``music`` = (encoder id, feature width) of the data set."""
+    sized for ``music`` = (encoder id, feature width) of the data set. ``caption_film`` adds the
+    caption's (zero-initialised) FiLM layer when the starting model lacks it."""
+    model = _starting_model(cfg, music)
+    if cfg.caption_film:
+        model.enable_caption_film()
+    return model
+
+
+def _starting_model(cfg: TrainConfig, music: tuple[str, int]):
     from musedance_core.checkpoints.assemble import ModelSources, assemble
     from musedance_core.checkpoints.bundle import load_bundle
     from musedance_core.models.config import preset

@@ -7,7 +7,10 @@ Each branch is one ``nn.Module`` saved under its own prefix (``music.``, ``beat.
 - ``to_k`` / ``to_v``: one K/V projection per denoising-UNet transformer block, keyed by the
   block's name; ``to_v`` starts at zero, so a fresh branch adds exactly nothing;
 - (beat only) ``film``: per motion module, frame embedding -> (scale, shift) per channel, also
-  zero-initialised.
+  zero-initialised;
+- (beat only, optional) ``film_text``: the pooled prompt embedding added to the frame embedding
+  before its activation, so that the caption's named dance ("sways each bar") shapes the
+  beat-timed modulation; zero-initialised, so adding it to a trained branch changes nothing.
 """
 
 from __future__ import annotations
@@ -82,11 +85,28 @@ class ConditionBranch(nn.Module):
             nn.init.zeros_(proj.weight)
             nn.init.zeros_(proj.bias)
 
+        self.film_text: nn.Linear | None = None
+
+    def add_text_film(self, text_dim: int) -> None:
+        """Give the FiLM the caption too (``film_text``, zero-initialised: nothing changes until trained)."""
+        if self.film_in is None:
+            raise ValueError("only a branch with FiLM layers (the beat branch) can take the caption")
+        layer = nn.Linear(text_dim, FILM_DIM).to(device=self.film_in.weight.device, dtype=self.film_in.weight.dtype)
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        self.film_text = layer
+
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """features [B, T, D] -> (tokens [B, T, W, C], FiLM embedding [B, T, FILM_DIM] or None)."""
+        """features [B, T, D] -> (tokens [B, T, W, C], FiLM pre-activation [B, T, FILM_DIM] or None)."""
         tokens, hidden = self.encoder(features)
-        film = nn.functional.silu(self.film_in(hidden)) if self.film_in is not None else None
-        return tokens, film
+        return tokens, (self.film_in(hidden) if self.film_in is not None else None)
+
+    def film_embedding(self, pre: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
+        """Frame embeddings [N, FILM_DIM] from FiLM pre-activations [N, FILM_DIM] and, when the branch
+        takes the caption, each row's pooled prompt embedding ``text`` [N, text_dim]."""
+        if self.film_text is not None and text is not None:
+            pre = pre + self.film_text(text.to(pre.dtype))
+        return nn.functional.silu(pre)
 
     def film_params(self, name: str, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, shift) [N, C] for motion module ``name`` from frame embeddings [N, FILM_DIM]."""

@@ -98,6 +98,9 @@ class MuseDanceConfig:
         reference_max_tokens: 0 = every ReferenceNet token is a key/value (Animate Anyone);
             N > 0 = blocks with more tokens than N see the reference average-pooled 2x2 (repeatedly)
             down to at most N tokens, which bounds reference attention at high resolution.
+        caption_film: the beat branch's FiLM of the motion modules also sees the caption (its
+            mean prompt embedding), so that the dance a caption names can shape the motion;
+            without it the caption reaches the motion only through the frozen spatial layers.
     """
 
     name: str
@@ -114,6 +117,7 @@ class MuseDanceConfig:
     branch_hidden: int = 256
     fps: float = 24.0
     reference_max_tokens: int = 0
+    caption_film: bool = False
     version: int = CONFIG_VERSION
 
     @property

@@ -36,7 +36,8 @@ from .text import ByteTokenizer, PromptTokenizer, build_text_encoder, tokenize
 class FrameConditions:
     """Music/beat tokens of every frame of a video, computed once per video.
 
-    music_tokens, beat_tokens: [V, T, W, C]; film: [V, T, FILM_DIM].
+    music_tokens, beat_tokens: [V, T, W, C]; film: [V, T, FILM_DIM], the beat FiLM's
+    pre-activation (``denoise`` adds the caption, when the model takes it, and activates).
     """
 
     music_tokens: torch.Tensor
@@ -116,6 +117,8 @@ class MuseDanceModel(nn.Module):
         self.tokenizer = tokenizer if tokenizer is not None else (ByteTokenizer() if config.tokenizer == "byte-bpe" else None)
 
         self.music, self.beat = self.build_branches(config, self.denoising_unet)
+        if config.caption_film:
+            self.beat.add_text_film(config.cross_attention_dim)
         self._install_processors()
         self._context: AttentionContext | None = None
 
@@ -130,6 +133,13 @@ class MuseDanceModel(nn.Module):
         music = ConditionBranch(config.music_dim, *args, attention_layers=inner)
         beat = ConditionBranch(config.beat_dim, *args, attention_layers=inner, film_layers=motion)
         return music, beat
+
+    def enable_caption_film(self) -> None:
+        """Let the motion modules' FiLM see the caption (``config.caption_film``): adds the beat
+        branch's zero-initialised ``film_text``, so the model's output is unchanged until it trains."""
+        if not self.config.caption_film:
+            self.beat.add_text_film(self.config.cross_attention_dim)
+            self.config = self.config.with_changes(caption_film=True)
 
     # -- wiring -------------------------------------------------------------------------------
     def _install_processors(self) -> None:
@@ -248,10 +258,16 @@ class MuseDanceModel(nn.Module):
             cond = slice(0, b)
         rows = None if cond is None else slice(cond.start * f, cond.stop * f)
         flat = (lambda x: None if x is None else x.reshape(-1, *x.shape[2:]))
+        film = None
+        if conditions is not None:
+            # the caption's mean token state: CLIP's causal attention lets the padding tokens
+            # after the prompt see all of it, so the mean summarises the prompt
+            caption = text[cond].mean(dim=1).repeat_interleave(f, dim=0) if self.config.caption_film else None
+            film = self.beat.film_embedding(flat(conditions.film), caption)
         ctx = AttentionContext(num_frames=f, cond=rows, reference=reference, music=self.music, beat=self.beat,
                                music_tokens=flat(conditions.music_tokens) if conditions else None,
                                beat_tokens=flat(conditions.beat_tokens) if conditions else None,
-                               film=flat(conditions.film) if conditions else None,
+                               film=film,
                                music_scale=float(music_scale), beat_scale=float(beat_scale), motion=motion)
         text = text.to(self.dtype).repeat_interleave(f, dim=0)  # ((B F), 77, C)
         if not torch.is_tensor(timestep):

@@ -25,6 +25,7 @@ class TrainConfig:
     animate_anyone: str = ""  # Moore-AnimateAnyone folder
     tokenizer: str = ""  # CLIP tokenizer folder (default: the base folder's, or ComfyUI's)
     prediction_type: str = ""  # epsilon | v_prediction; empty = the preset's
+    caption_film: bool = False  # motion stage: the beat FiLM also sees the caption (added fresh if the model lacks it)
     seed: int = 0
     max_steps: int = 1000
     batch_size: int = 4
