@@ -146,6 +146,18 @@ def test_kill_9_then_resume_matches_an_unbroken_run(runs, tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
+    # this run keeps an EMA: --no-ema exports the raw trained weights of the checkpoint instead
+    raw = tmp_path / "raw.safetensors"
+    export = subprocess.run([sys.executable, "training/export_bundle.py", "--config", "training/configs/tiny_stage2.yaml",
+                             "--set", *args, f"output_dir={out}", "--no-ema", "--out", str(raw)],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert "raw weights" in export.stdout
+    weights = load_file(str(out / "checkpoint-0000006/trainable.safetensors"))
+    exported = load_file(str(raw))
+    assert all(torch.equal(exported[k], v.to(exported[k].dtype)) for k, v in weights.items())
+    assert not all(torch.equal(exported[k], b[k]) for k in weights)  # the EMA bundle differs
+
 
 def test_trained_bundle_animates_in_the_pipeline(runs):
     import numpy as np
