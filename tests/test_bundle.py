@@ -49,6 +49,17 @@ def test_caption_film_round_trips_and_older_bundles_still_load(model, bundle, tm
     loaded = load_bundle(save_bundle(film, tmp_path / "film.safetensors"))
     assert loaded.config.caption_film
     assert torch.equal(loaded.beat.film_text.weight, film.beat.film_text.weight)
+    # assembled from a bundle without the music or the beat branch: fresh branches keep the caption FiLM
+    from musedance_core.checkpoints.assemble import ModelSources, assemble
+    from musedance_core.checkpoints.bundle import COMPONENTS
+
+    for dropped in ("beat", "music"):
+        path = save_bundle(film, tmp_path / f"no-{dropped}.safetensors", parts=tuple(c for c in COMPONENTS if c != dropped))
+        assembled, _ = assemble(ModelSources(bundle=path))
+        assert assembled.config.caption_film and assembled.beat.film_text is not None
+        kept = assembled.beat if dropped == "music" else assembled.music
+        source = film.beat if dropped == "music" else film.music
+        assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), source.state_dict().values()))
 
 
 def test_layout_prefixes_and_metadata(bundle):

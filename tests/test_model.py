@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from musedance_core.models.config import MuseDanceConfig, sd15_config, tiny_config
+from musedance_core.models.config import CONFIG_VERSION, MuseDanceConfig, sd15_config, tiny_config
 from musedance_core.models.musedance import MuseDanceModel, motion_modules, transformer_blocks
 from musedance_core.models.text import MAX_TOKENS, ByteTokenizer
 
@@ -182,9 +184,14 @@ def test_long_prompt_warns(model):
 def test_config_json_round_trip_and_version_guard():
     cfg = tiny_config()
     assert MuseDanceConfig.from_json(cfg.to_json()) == cfg
-    newer = cfg.to_json().replace('"version": 1', '"version": 99')
+    newer = cfg.to_json().replace(f'"version": {CONFIG_VERSION}', '"version": 99')
     with pytest.raises(ValueError, match="newer than this MuseDance"):
         MuseDanceConfig.from_json(newer)
+    older = json.loads(cfg.to_json())  # a version-1 config: no caption_film
+    del older["caption_film"]
+    older["version"] = 1
+    upgraded = MuseDanceConfig.from_json(json.dumps(older))
+    assert upgraded == cfg and upgraded.version == CONFIG_VERSION  # re-saved in this version's form
 
 
 def test_sd15_layout_matches_diffusers_sd15_and_animatediff_v2():

@@ -266,3 +266,14 @@ def test_export_bundle_from_a_checkpoint_equals_the_run_s_bundle(runs, tmp_path)
                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert wrong.returncode != 0 and "does not hold the parts" in wrong.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_checkpoint_from_before_caption_film_is_refused_with_the_fix():
+    from training.train import check_checkpoint_parts
+
+    trainable = {"beat.film_in.weight": 0, "beat.film_text.weight": 0, "beat.film_text.bias": 0}
+    check_checkpoint_parts(Path("ckpt"), dict(trainable), trainable)  # same parts: accepted
+    with pytest.raises(SystemExit, match="--set caption_film=false"):
+        check_checkpoint_parts(Path("ckpt"), {"beat.film_in.weight": 0}, trainable)
+    with pytest.raises(SystemExit, match="config .* of the run that wrote it"):
+        check_checkpoint_parts(Path("ckpt"), {"motion.x": 0}, trainable)

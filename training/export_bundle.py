@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from musedance_core.training.config import load_train_config
     from musedance_core.training.data import read_manifest
     from musedance_core.training.steps import set_trainable
-    from training.train import build_model, data_music, write_bundle
+    from training.train import build_model, check_checkpoint_parts, data_music, write_bundle
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
@@ -54,10 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(cfg, data_music(cfg.data, records))
     trainable = set_trainable(model, cfg.train)
     weights, ema, step = load_weights(checkpoint)
-    if set(weights) != set(trainable):
-        extra, missing = sorted(set(weights) - set(trainable))[:3], sorted(set(trainable) - set(weights))[:3]
-        raise SystemExit(f"export_bundle: checkpoint '{checkpoint}' does not hold the parts {cfg.train} of "
-                         f"'{args.config}' (unexpected {extra}, missing {missing}); give the run's own config.")
+    check_checkpoint_parts(checkpoint, weights, trainable)
     with torch.no_grad():
         for name, tensor in weights.items():
             trainable[name].copy_(tensor)

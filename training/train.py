@@ -69,6 +69,19 @@ def _starting_model(cfg: TrainConfig, music: tuple[str, int]):
     return MuseDanceModel(model_config)
 
 
+def check_checkpoint_parts(checkpoint: Path, weights: dict, trainable: dict) -> None:
+    """Refuse a checkpoint whose tensors are not the parts this config trains, naming the difference
+    (a run from before ``caption_film`` lacks ``beat.film_text``)."""
+    if set(weights) == set(trainable):
+        return
+    extra, missing = sorted(set(weights) - set(trainable)), sorted(set(trainable) - set(weights))
+    hint = ("it was written without caption_film: continue it with --set caption_film=false"
+            if missing and all(k.startswith("beat.film_text.") for k in missing) and not extra
+            else "give the config (train parts, --set overrides) of the run that wrote it")
+    raise SystemExit(f"checkpoint '{checkpoint}' does not hold the parts this config trains "
+                     f"(unexpected {extra[:3]}, missing {missing[:3]}); {hint}.")
+
+
 def data_music(root: str, records) -> tuple[str, int]:
     """(music encoder id, feature width) of a data set, from its first clip."""
     import numpy as np
@@ -128,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     resume = latest_checkpoint(out)
     if resume is not None:
         weights, optimizer_state, state, ema_state = load_checkpoint(resume)
+        check_checkpoint_parts(resume, weights, trainable)
         with torch.no_grad():
             for k, v in weights.items():
                 trainable[k].copy_(v)

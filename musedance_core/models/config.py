@@ -19,7 +19,7 @@ from ..audio.encoders import SPECTRAL_DIM, SPECTRAL_ENCODER_ID
 from ..errors import InputError
 from ..types import BEAT_FEATURE_NAMES
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: caption_film (an older pack must say 'update', not 'unexpected tensors')
 
 SD15_UNET: dict[str, Any] = {
     "sample_size": 64,
@@ -144,7 +144,9 @@ class MuseDanceConfig:
             raise InputError(f"model config version {version} is newer than this MuseDance understands "
                              f"({CONFIG_VERSION}); update the MuseDance node pack.")
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # read into this version's form: an older config lacks only fields whose defaults keep its
+        # meaning, and a bundle re-saved from it (a later training stage) must carry this version
+        return cls(**{k: v for k, v in data.items() if k in known} | {"version": CONFIG_VERSION})
 
     def with_changes(self, **changes: Any) -> "MuseDanceConfig":
         return replace(self, **changes)

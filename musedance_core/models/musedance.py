@@ -117,8 +117,6 @@ class MuseDanceModel(nn.Module):
         self.tokenizer = tokenizer if tokenizer is not None else (ByteTokenizer() if config.tokenizer == "byte-bpe" else None)
 
         self.music, self.beat = self.build_branches(config, self.denoising_unet)
-        if config.caption_film:
-            self.beat.add_text_film(config.cross_attention_dim)
         self._install_processors()
         self._context: AttentionContext | None = None
 
@@ -132,14 +130,16 @@ class MuseDanceModel(nn.Module):
         args = (config.branch_hidden, config.cross_attention_dim, config.token_window)
         music = ConditionBranch(config.music_dim, *args, attention_layers=inner)
         beat = ConditionBranch(config.beat_dim, *args, attention_layers=inner, film_layers=motion)
+        if config.caption_film:
+            beat.add_text_film(config.cross_attention_dim)
         return music, beat
 
     def enable_caption_film(self) -> None:
         """Let the motion modules' FiLM see the caption (``config.caption_film``): adds the beat
         branch's zero-initialised ``film_text``, so the model's output is unchanged until it trains."""
-        if not self.config.caption_film:
+        if self.beat.film_text is None:
             self.beat.add_text_film(self.config.cross_attention_dim)
-            self.config = self.config.with_changes(caption_film=True)
+        self.config = self.config.with_changes(caption_film=True)
 
     # -- wiring -------------------------------------------------------------------------------
     def _install_processors(self) -> None:
