@@ -262,7 +262,7 @@ class MuseDanceModel(nn.Module):
         if conditions is not None:
             # the caption's mean token state: CLIP's causal attention lets the padding tokens
             # after the prompt see all of it, so the mean summarises the prompt
-            caption = text[cond].mean(dim=1).repeat_interleave(f, dim=0) if self.config.caption_film else None
+            caption = text[cond].mean(dim=1).repeat_interleave(f, dim=0) if self.beat.film_text is not None else None
             film = self.beat.film_embedding(flat(conditions.film), caption)
         ctx = AttentionContext(num_frames=f, cond=rows, reference=reference, music=self.music, beat=self.beat,
                                music_tokens=flat(conditions.music_tokens) if conditions else None,
