@@ -108,6 +108,9 @@ def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=d.height, help="video height, multiple of 8 (default %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="denoising steps (default %(default)s)")
     p.add_argument("--cfg", type=float, default=d.cfg, help="classifier-free guidance scale (default %(default)s)")
+    p.add_argument("--prompt-guidance", type=float, default=d.prompt_guidance,
+                   help="extra push towards the dance the prompt names, against the same image and music with an "
+                        "empty prompt; 0 = off (default %(default)s)")
     p.add_argument("--music-strength", type=float, default=d.music_strength, help="music branch strength (default 1)")
     p.add_argument("--beat-strength", type=float, default=d.beat_strength, help="beat branch strength (default 1)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")

@@ -25,7 +25,9 @@ Inside ComfyUI the host's ModelPatcher moves the whole model and the node leaves
 Classifier-free guidance: the unconditional branch uses the negative prompt and drops the
 reference image, the music and the beats (Moore-AnimateAnyone drops the reference there too);
 ``cfg`` pushes the result towards the full condition. ``cfg <= 1`` skips the unconditional
-branch.
+branch. ``prompt_guidance`` adds a third branch with reference, music and beats but the empty
+prompt, and pushes away from it: the difference is what the prompt's words change in the dance
+(InstructPix2Pix's two-scale guidance). It suits models trained with caption dropout.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class AnimateSettings:
     height: int = 256
     steps: int = 25
     cfg: float = 3.5
+    prompt_guidance: float = 0.0  # extra push towards the prompt's dance; 0 = off (one branch fewer)
     music_strength: float = 1.0
     beat_strength: float = 1.0
     seed: int = 0
@@ -134,6 +137,8 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
         raise InputError(f"steps must be 1..{MAX_STEPS}; got {s.steps}.")
     if not (0.0 <= float(s.cfg) <= MAX_CFG):
         raise InputError(f"cfg must be between 0 and {MAX_CFG}; got {s.cfg}.")
+    if not (0.0 <= float(s.prompt_guidance) <= MAX_CFG):
+        raise InputError(f"prompt_guidance must be between 0 and {MAX_CFG}; got {s.prompt_guidance}.")
     for name in ("music_strength", "beat_strength"):
         value = float(getattr(s, name))
         if not (0.0 <= value <= MAX_STRENGTH):
@@ -159,6 +164,7 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
     if s.offload not in OFFLOAD_MODES:
         raise InputError(f"offload must be one of {', '.join(OFFLOAD_MODES)}; got '{s.offload}'.")
     used = replace(s, num_frames=frames, width=width, height=height, steps=int(s.steps), cfg=float(s.cfg),
+                   prompt_guidance=float(s.prompt_guidance),
                    music_strength=float(s.music_strength), beat_strength=float(s.beat_strength), seed=int(s.seed),
                    context_length=length, context_overlap=overlap, decode_chunk=int(s.decode_chunk),
                    reference_every_step=bool(s.reference_every_step), vae_tiling=bool(s.vae_tiling),
@@ -217,18 +223,22 @@ class MuseDancePipeline:
         model, device, dtype = self.model, self.device, self.model.dtype
         generator = torch.Generator("cpu").manual_seed(s.seed)
         guided = s.cfg > 1.0
-        cond = slice(1, 2) if guided else slice(0, 1)
+        # branches: [negative prompt, no conditions] if guided, [empty prompt, conditions] with
+        # prompt guidance, then [prompt, conditions]; ``cond`` is the conditioned ones
+        prompts = ([negative_prompt] if guided else []) + ([""] if s.prompt_guidance > 0 else []) + [prompt]
+        cond = slice(1 if guided else 0, len(prompts))
+        n_cond = cond.stop - cond.start
 
         offload.stage(self.encode_parts())
-        text = model.encode_prompt([negative_prompt, prompt] if guided else [prompt])  # (B, 77, C)
+        text = model.encode_prompt(prompts)  # (B, 77, C)
         ref_image = fit_image(image, s.width, s.height).to(device)
         with vae_mode(model.vae, s.vae_tiling, _vae_dtype(model.vae, s.upcast_vae)):
-            ref_latents = model.encode_images(ref_image)  # (1, 4, h, w)
+            ref_latents = model.encode_images(ref_image).expand(n_cond, -1, -1, -1)  # (V, 4, h, w)
         bank = model.encode_reference(ref_latents, text[cond])
 
         offload.stage(self.denoise_parts(s.reference_every_step))
-        conditions = model.frame_conditions(_batch(music.features[: s.num_frames], device, dtype),
-                                            _batch(beats.frame_features[: s.num_frames], device, dtype))
+        conditions = model.frame_conditions(_batch(music.features[: s.num_frames], device, dtype).expand(n_cond, -1, -1),
+                                            _batch(beats.frame_features[: s.num_frames], device, dtype).expand(n_cond, -1, -1))
         scheduler = make_scheduler(s.scheduler, model.config.scheduler)
         scheduler.set_timesteps(s.steps, device=device)
         h, w = s.height // model.vae_scale_factor, s.width // model.vae_scale_factor
@@ -282,14 +292,16 @@ class MuseDancePipeline:
 
     def _guided(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, bank: ReferenceBank,
                 conditions: FrameConditions, cond: slice, s: AnimateSettings) -> torch.Tensor:
-        """Model output for one window, with classifier-free guidance when ``s.cfg > 1``."""
+        """Model output for one window, with classifier-free guidance when ``s.cfg > 1`` and
+        prompt guidance when ``s.prompt_guidance > 0`` (branches as ``_sample`` lays them out)."""
         batch = x.expand(text.shape[0], -1, -1, -1, -1)
         out = self.model.denoise(batch, t, text, reference=bank, conditions=conditions, cond=cond,
                                  music_scale=s.music_strength, beat_scale=s.beat_strength).float()
-        if text.shape[0] == 1:
-            return out
-        uncond, full = out.chunk(2)
-        return uncond + s.cfg * (full - uncond)
+        full = out[-1:]
+        result = out[:1] + s.cfg * (full - out[:1]) if cond.start == 1 else full
+        if s.prompt_guidance > 0:
+            result = result + s.prompt_guidance * (full - out[cond.start : cond.start + 1])
+        return result
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = DEFAULT_DECODE_CHUNK,

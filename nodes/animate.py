@@ -41,6 +41,10 @@ def _settings_inputs() -> list:
         io.Combo.Input("scheduler", options=list(SCHEDULERS), default=d.scheduler, tooltip="Sampler."),
         io.Boolean.Input("keep_model_loaded", default=True,
                          tooltip="Keep the model on the GPU after this run (faster reruns); off frees the memory."),
+        # last and optional, so that UI workflows and API prompts saved before it still run
+        io.Float.Input("prompt_guidance", default=d.prompt_guidance, min=0.0, max=MAX_CFG, step=0.1, optional=True,
+                       tooltip="Extra push towards the dance the prompt names, against the same image and music "
+                               "with an empty prompt. 0 = off; each step then costs one branch less."),
     ]
 
 
@@ -81,12 +85,14 @@ class MuseDanceAnimateImage(io.ComfyNode):
     @classmethod
     def execute(cls, model, image, music, beats, audio, prompt: str, negative_prompt: str, seed: int, steps: int,
                 cfg: float, music_strength: float, beat_strength: float, width: int, height: int, frames: int,
-                context_length: int, context_overlap: int, scheduler: str, keep_model_loaded: bool) -> io.NodeOutput:
+                context_length: int, context_overlap: int, scheduler: str, keep_model_loaded: bool,
+                prompt_guidance: float | None = None) -> io.NodeOutput:
         from ..musedance_core.audio.io import from_comfy_audio, to_comfy_audio, trim
         from ..musedance_core.pipeline import AnimateSettings, MuseDancePipeline
 
         settings = AnimateSettings(num_frames=frames, width=width, height=height, steps=steps, cfg=cfg,
-                                   music_strength=music_strength, beat_strength=beat_strength, seed=seed,
+                                   prompt_guidance=AnimateSettings.prompt_guidance if prompt_guidance is None
+                                   else prompt_guidance, music_strength=music_strength, beat_strength=beat_strength, seed=seed,
                                    scheduler=scheduler, context_length=context_length, context_overlap=context_overlap)
         soundtrack = from_comfy_audio(audio, name="audio")  # checked before the long part starts
         host.load_to_device(model)

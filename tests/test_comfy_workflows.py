@@ -145,6 +145,15 @@ def test_dance_workflow_makes_an_mp4_with_the_music(host):
     assert info.has_audio and info.audio_duration == pytest.approx(seconds, abs=0.05)
 
 
+def test_an_api_prompt_saved_before_prompt_guidance_still_runs(host):
+    flow = _fast(_workflow("musedance_dance.json"))
+    _node(flow, "TrimAudioDuration")["duration"] = 1.0
+    del _node(flow, "MuseDanceAnimateImage")["prompt_guidance"]
+    entry = host.run(flow, timeout=300)
+    assert not _errors(entry)
+    assert any(p.suffix == ".mp4" for p in host.output_files(entry))
+
+
 def test_long_video_workflow_runs_in_windows(host):
     flow = _fast(_workflow("musedance_long_video.json"), context_length=8, context_overlap=2)
     _node(flow, "TrimAudioDuration")["duration"] = 6.0

@@ -69,12 +69,14 @@ def test_deterministic_for_a_seed(model, song, image):
     assert not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("steps, length, cfg", [(2, 4, 3.5), (3, 16, 1.0), (1, 3, 7.0)])
-def test_reference_net_runs_once_per_video(model, song, image, steps, length, cfg):
+@pytest.mark.parametrize("steps, length, cfg, prompt_guidance", [(2, 4, 3.5, 0.0), (3, 16, 1.0, 0.0), (1, 3, 7.0, 0.0),
+                                                                 (2, 4, 3.5, 2.0), (2, 16, 1.0, 2.0)])
+def test_reference_net_runs_once_per_video(model, song, image, steps, length, cfg, prompt_guidance):
     calls = []
     hook = model.reference_unet.register_forward_hook(lambda *a: calls.append(1))
     try:
-        _run(model, song, image, num_frames=10, steps=steps, context_length=length, context_overlap=1, cfg=cfg)
+        _run(model, song, image, num_frames=10, steps=steps, context_length=length, context_overlap=1, cfg=cfg,
+             prompt_guidance=prompt_guidance)
     finally:
         hook.remove()
     assert len(calls) == 1
@@ -111,6 +113,37 @@ def test_one_window_equals_a_plain_single_pass_loop(model, song, image):
                                 cond=slice(1, 2))
             uncond, full = out.chunk(2)
             latents = scheduler.step(uncond + cfg * (full - uncond), t, latents).prev_sample
+        expected = MuseDancePipeline(model).decode(latents)
+    assert torch.equal(result.frames, expected)
+
+
+@pytest.mark.parametrize("cfg", [2.5, 1.0])
+def test_prompt_guidance_is_the_two_scale_formula(model, song, image, cfg):
+    """Prompt guidance adds g * (full - same conditions under the empty prompt), on top of cfg."""
+    music, beats = song
+    frames, steps, g = 5, 2, 1.5
+    result = _run(model, song, image, num_frames=frames, steps=steps, cfg=cfg, prompt_guidance=g, context_length=8, seed=3)
+    plain = _run(model, song, image, num_frames=frames, steps=steps, cfg=cfg, context_length=8, seed=3)
+    assert not torch.equal(result.frames, plain.frames)
+
+    with torch.no_grad():
+        prompts = ([""] if cfg > 1 else []) + ["", "bounces on every beat"]  # negative, empty, prompt
+        text = model.encode_prompt(prompts)
+        start = 1 if cfg > 1 else 0
+        ref = model.encode_images(fit_image(image, 64, 64)).expand(2, -1, -1, -1)
+        bank = model.encode_reference(ref, text[start:])
+        cond = model.frame_conditions(torch.as_tensor(music.features[None, :frames]).expand(2, -1, -1),
+                                      torch.as_tensor(beats.frame_features[None, :frames]).expand(2, -1, -1))
+        scheduler = make_scheduler("ddim", model.config.scheduler)
+        scheduler.set_timesteps(steps)
+        latents = torch.randn((1, 4, frames, 16, 16), generator=torch.Generator().manual_seed(3))
+        latents = latents * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            out = model.denoise(latents.expand(len(prompts), -1, -1, -1, -1), t, text, reference=bank,
+                                conditions=cond, cond=slice(start, len(prompts)))
+            full, no_prompt = out[-1:], out[-2:-1]
+            guided = out[:1] + cfg * (full - out[:1]) if cfg > 1 else full
+            latents = scheduler.step(guided + g * (full - no_prompt), t, latents).prev_sample
         expected = MuseDancePipeline(model).decode(latents)
     assert torch.equal(result.frames, expected)
 
@@ -214,6 +247,7 @@ def test_tiny_and_huge_images():
     (dict(width=32), "width must be between 64 and 2048"),
     (dict(steps=0), "steps must be 1..200"),
     (dict(cfg=-1.0), "cfg must be between"),
+    (dict(prompt_guidance=-0.5), "prompt_guidance must be between"),
     (dict(music_strength=9.0), "music_strength must be between"),
     (dict(scheduler="plms"), "scheduler must be one of"),
     (dict(context_overlap=16), "context_overlap must be between"),

@@ -277,3 +277,29 @@ def test_a_checkpoint_from_before_caption_film_is_refused_with_the_fix():
         check_checkpoint_parts(Path("ckpt"), {"beat.film_in.weight": 0}, trainable)
     with pytest.raises(SystemExit, match="config .* of the run that wrote it"):
         check_checkpoint_parts(Path("ckpt"), {"motion.x": 0}, trainable)
+
+
+def test_caption_dropout_empties_only_captions_of_conditioned_samples():
+    from musedance_core.training.steps import _uncond_first
+
+    b = 400
+    batch = {"caption": [f"clip {i} bounces" for i in range(b)], "pixels": torch.arange(b)}
+    plain, n_plain = _uncond_first(batch, 0.1, torch.Generator().manual_seed(1))
+    out, n = _uncond_first(batch, 0.1, torch.Generator().manual_seed(1), caption_dropout=0.25)
+    assert n == n_plain and torch.equal(out["pixels"], plain["pixels"])  # same dropped samples, same order
+    assert out["caption"][:n] == [""] * n
+    emptied = [i for i in range(n, b) if out["caption"][i] == ""]
+    assert 0.15 * (b - n) < len(emptied) < 0.35 * (b - n)
+    for i in range(n, b):  # the others keep their own caption, aligned with their pixels
+        assert out["caption"][i] in ("", f"clip {int(out['pixels'][i])} bounces")
+    again, _ = _uncond_first(batch, 0.1, torch.Generator().manual_seed(1), caption_dropout=0.0)
+    assert again["caption"] == plain["caption"]  # off: the random stream of earlier runs is unchanged
+
+
+@pytest.mark.parametrize("key, value", [("caption_dropout", 1.0), ("uncond_fraction", -0.1)])
+def test_dropout_fractions_are_checked(key, value):
+    from musedance_core.errors import InputError
+    from musedance_core.training.config import load_train_config
+
+    with pytest.raises(InputError, match=f"{key} must be at least 0 and below 1"):
+        load_train_config(ROOT / "training/configs/tiny_stage2.yaml", [f"{key}={value}"])

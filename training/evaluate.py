@@ -415,7 +415,8 @@ def write_markdown(path: Path, info: dict, summary: dict) -> Path:
         (f"- fps {info['fps']:g}; BAS sigma = {info['sigma_frames']:g} frames "
          f"({1000 * info['sigma_frames'] / info['fps']:.0f} ms); "
          "motion beats = minima of the smoothed frame-difference energy; music beats = exact beat_times"),
-        (f"- sampler: {info['steps']} steps, cfg {info['cfg']:g}, context {info['context_length']} frames, "
+        (f"- sampler: {info['steps']} steps, cfg {info['cfg']:g}, "
+         f"prompt guidance {info.get('prompt_guidance', 0.0):g}, context {info['context_length']} frames, "
          f"seed {info['seed']} (same seed for own and shuffled music)"),
         f"- shuffled partners meeting the rule (other song, tempo differs > 10 %): {info['partners_ok']}/{info['clips']}",
         f"- runtime {info['seconds']:.0f} s", "",
@@ -491,7 +492,7 @@ def generate(model, frames0: np.ndarray, arrays, record: dict, args) -> np.ndarr
 
     music, beats = clip_conditions(arrays, record, model.config.music_encoder)
     settings = AnimateSettings(num_frames=args.frames, width=frames0.shape[1], height=frames0.shape[0], steps=args.steps,
-                               cfg=args.cfg, seed=args.seed, context_length=min(args.context_length,
+                               cfg=args.cfg, prompt_guidance=args.prompt_guidance, seed=args.seed, context_length=min(args.context_length,
                                                                               model.config.max_context_frames))
     with torch.no_grad():
         result = MuseDancePipeline(model)(frames0, music, beats, args.caption, "", settings)
@@ -587,7 +588,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=20, help="number of validation clips (the first N)")
     p.add_argument("--frames", type=int, default=0, help="frames per clip to generate and score (0 = all)")
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--cfg", type=float, default=3.5)
+    p.add_argument("--cfg", type=float, default=AnimateSettings().cfg)
+    p.add_argument("--prompt-guidance", type=float, default=AnimateSettings().prompt_guidance,
+                   help="extra guidance towards the caption's dance (default: the pipeline's, %(default)s)")
     p.add_argument("--context-length", type=int, default=AnimateSettings().context_length,
                    help="frames per context window (default: the pipeline's, %(default)s; capped by the model)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed and partner choice")
@@ -644,7 +647,8 @@ def main(argv: list[str] | None = None) -> dict:
             "model": "ground truth (--gt-as-generated)" if model is None else str(args.model),
             "data": str(args.data), "clips": len(clips), "frames": min(c["frames"] for c in clips),
             "size": int(records[0]["width"]), "fps": float(records[0]["fps"]), "sigma_frames": args.sigma_frames,
-            "steps": args.steps, "cfg": args.cfg, "seed": args.seed, "context_length": args.context_length,
+            "steps": args.steps, "cfg": args.cfg,
+            "prompt_guidance": args.prompt_guidance, "seed": args.seed, "context_length": args.context_length,
             "partners_ok": sum(ok for _, ok in partners), "seconds": time.perf_counter() - t0,
             "generation_seconds": gen_seconds}
     report = {"info": info, "summary": summary,

@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = accelerator.prepare(optimizer)
 
     scheduler = DDPMScheduler(**model.config.scheduler)
-    settings = LossSettings(cfg.noise_offset, cfg.min_snr_gamma, cfg.uncond_fraction, cfg.mask_weight)
+    settings = LossSettings(noise_offset=cfg.noise_offset, min_snr_gamma=cfg.min_snr_gamma,
+                            uncond_fraction=cfg.uncond_fraction, caption_dropout=cfg.caption_dropout,
+                            mask_weight=cfg.mask_weight)
     generator = torch.Generator()
     log_path = out / "loss.csv"
     new_log = not log_path.exists() or step == 0

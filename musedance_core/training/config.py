@@ -41,6 +41,7 @@ class TrainConfig:
     noise_offset: float = 0.05
     min_snr_gamma: float = 5.0
     uncond_fraction: float = 0.1
+    caption_dropout: float = 0.0  # stage 2: empty prompt with the other conditions, for prompt guidance
     mask_weight: float = 1.0
     num_frames: int = 16  # stage 2 clip length
     reference_window: int = 12  # stage 1: reference at most this many frames from the target
@@ -57,6 +58,9 @@ class TrainConfig:
             raise InputError(f"stage must be one of {STAGES}; got '{self.stage}'.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise InputError(f"mixed_precision must be no, fp16 or bf16; got '{self.mixed_precision}'.")
+        for name in ("uncond_fraction", "caption_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise InputError(f"{name} must be at least 0 and below 1; got {getattr(self, name)}.")
 
 
 def _parse_value(text: str):

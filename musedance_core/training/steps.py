@@ -9,6 +9,8 @@ Stages (DESIGN.md section 1; ``vae`` only for models without a pretrained VAE, l
   mask too, since the motion to learn lies in the subject's pixels.
 Condition dropout: a fraction of the samples of each batch is trained unconditionally (empty
 prompt, no reference, no music/beats), the unconditional branch classifier-free guidance uses.
+Caption dropout: a fraction of the conditioned samples keeps reference, music and beats but gets
+the empty prompt: the "same dance without a description" that prompt guidance compares with.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class LossSettings:
     noise_offset: float = 0.05
     min_snr_gamma: float = 5.0
     uncond_fraction: float = 0.1  # condition dropout
+    caption_dropout: float = 0.0  # of the conditioned samples: empty prompt, other conditions kept
     mask_weight: float = 1.0  # loss weight = 1 + mask_weight * subject mask (both diffusion stages)
 
 
@@ -77,14 +80,19 @@ def vae_loss(model: MuseDanceModel, batch: dict, generator: torch.Generator, mas
     return rec + VAE_KL_WEIGHT * dist.kl().mean()
 
 
-def _uncond_first(batch: dict, fraction: float, generator: torch.Generator) -> tuple[dict, int]:
-    """Reorder the batch so the dropped (unconditional) samples come first; returns their count."""
+def _uncond_first(batch: dict, fraction: float, generator: torch.Generator,
+                  caption_dropout: float = 0.0) -> tuple[dict, int]:
+    """Reorder the batch so the dropped (unconditional) samples come first; returns their count.
+    With ``caption_dropout``, that fraction of the other samples loses only its caption."""
     b = len(batch["caption"])
     drop = torch.rand(b, generator=generator) < fraction
     order = torch.argsort(drop.logical_not().int(), stable=True)  # dropped first
     out = {k: (v[order] if torch.is_tensor(v) else [v[i] for i in order.tolist()]) for k, v in batch.items()}
     n = int(drop.sum())
     out["caption"] = [""] * n + out["caption"][n:]
+    if caption_dropout > 0:  # drawn only when asked, so older runs keep their random stream
+        silent = (torch.rand(b, generator=generator) < caption_dropout).tolist()
+        out["caption"] = [c if i < n or not silent[i] else "" for i, c in enumerate(out["caption"])]
     return out, n
 
 
@@ -110,7 +118,7 @@ def _encode(model: MuseDanceModel, pixels: torch.Tensor, generator: torch.Genera
 def diffusion_step_loss(model: MuseDanceModel, scheduler, batch: dict, stage: str, settings: LossSettings,
                         generator: torch.Generator, music_scale: float = 1.0, beat_scale: float = 1.0) -> torch.Tensor:
     """Loss of one ``appearance`` or ``motion`` batch."""
-    batch, n_uncond = _uncond_first(batch, settings.uncond_fraction, generator)
+    batch, n_uncond = _uncond_first(batch, settings.uncond_fraction, generator, settings.caption_dropout)
     latents = _encode(model, batch["pixels"], generator)  # (B, 4, F, h, w)
     b = latents.shape[0]
     cond = slice(n_uncond, b) if n_uncond < b else None
