@@ -45,7 +45,7 @@ from .errors import InputError
 from .images import check_size, fit_image
 from .models.musedance import FrameConditions, MuseDanceModel, ReferenceBank, transformer_blocks
 from .schedulers import SCHEDULERS, context_windows, make_scheduler
-from .types import BeatTrack, MusicFeatures
+from .types import BeatTrack, MusicFeatures, select_beat_features
 
 MAX_STEPS = 200
 MAX_CFG = 30.0
@@ -116,8 +116,7 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
     if music.encoder != cfg.music_encoder:
         raise InputError(f"music features come from encoder '{music.encoder}' but this model was trained on "
                          f"'{cfg.music_encoder}'; choose that encoder in the Music Encoder.")
-    if beats.frame_features.shape[1] != cfg.beat_dim:
-        raise InputError(f"beat features have {beats.frame_features.shape[1]} columns; this model expects {cfg.beat_dim}.")
+    select_beat_features(beats.frame_features[:1], cfg.beat_features)  # the columns the model reads are there
     if not math.isclose(music.fps, beats.fps, rel_tol=1e-6) or music.num_frames != beats.num_frames:
         raise InputError(f"music ({music.num_frames} frames at {music.fps:g} fps) and beats ({beats.num_frames} "
                          f"frames at {beats.fps:g} fps) do not match: compute both from the same audio and fps.")
@@ -238,7 +237,9 @@ class MuseDancePipeline:
 
         offload.stage(self.denoise_parts(s.reference_every_step))
         conditions = model.frame_conditions(_batch(music.features[: s.num_frames], device, dtype).expand(n_cond, -1, -1),
-                                            _batch(beats.frame_features[: s.num_frames], device, dtype).expand(n_cond, -1, -1))
+                                            _batch(select_beat_features(beats.frame_features[: s.num_frames],
+                                                                        model.config.beat_features),
+                                                   device, dtype).expand(n_cond, -1, -1))
         scheduler = make_scheduler(s.scheduler, model.config.scheduler)
         scheduler.set_timesteps(s.steps, device=device)
         h, w = s.height // model.vae_scale_factor, s.width // model.vae_scale_factor

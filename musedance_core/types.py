@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Column names of BeatTrack.frame_features, in order. The model reads K from this tuple.
+from .errors import InputError
+
+# Column names of BeatTrack.frame_features, in order. A model reads the columns its config's
+# ``beat_features`` names.
 BEAT_FEATURE_NAMES: tuple[str, ...] = (
     "beat_pulse",  # Gaussian bump centred on each beat, 1.0 on the beat
     "beat_phase_sin",  # sin(2*pi*phase), phase in [0, 1) from one beat to the next
@@ -19,7 +22,38 @@ BEAT_FEATURE_NAMES: tuple[str, ...] = (
     "bar_phase_sin",  # sin(2*pi*bar phase), bar phase in [0, 1) from one downbeat to the next
     "bar_phase_cos",
     "onset_strength",  # onset envelope, max-pooled per frame, scaled to [0, 1] per track
+    # Phases over two beats and two bars, counted from the first beat / downbeat of the analysed
+    # music: they tell one beat (bar) from the next, which "every other beat" and "one bar each
+    # way" need; the beat and bar phases above repeat every beat and bar.
+    "beat_pair_phase_sin",
+    "beat_pair_phase_cos",
+    "bar_pair_phase_sin",
+    "bar_pair_phase_cos",
 )
+# The columns before the pair phases: what models and data sets made before them hold.
+LEGACY_BEAT_FEATURE_NAMES: tuple[str, ...] = BEAT_FEATURE_NAMES[:7]
+
+
+def beat_feature_names(width: int) -> tuple[str, ...]:
+    """The column names of beat features ``width`` columns wide (this version's or the legacy set)."""
+    for names in (BEAT_FEATURE_NAMES, LEGACY_BEAT_FEATURE_NAMES):
+        if width == len(names):
+            return names
+    raise InputError(f"beat features have {width} columns; MuseDance computes {len(BEAT_FEATURE_NAMES)} "
+                     f"({len(LEGACY_BEAT_FEATURE_NAMES)} in older versions). Compute the beats again with the "
+                     "Beat Extractor or `musedance beats`.")
+
+
+def select_beat_features(features: np.ndarray, names) -> np.ndarray:
+    """The columns ``names`` (a model's ``beat_features``) of beat features [T, K], in that order."""
+    have = beat_feature_names(features.shape[1])
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise InputError(f"the beat features lack {', '.join(missing)}, which this model reads: they were computed "
+                         "by an older MuseDance. Compute the beats again with the Beat Extractor or `musedance beats`.")
+    if tuple(names) == have:
+        return features
+    return features[:, [have.index(n) for n in names]]
 
 
 @dataclass(frozen=True)
@@ -31,7 +65,7 @@ class BeatTrack:
         downbeat_times: the subset of ``beat_times`` that start a bar, shape [ND].
         tempo: median tempo in beats per minute (0.0 when no beat was found).
         beats_per_bar: meter used for the downbeats (given or estimated).
-        frame_features: [T, K] float32 with T = round(duration * fps), K = len(BEAT_FEATURE_NAMES).
+        frame_features: [T, K] float32 with T = round(duration * fps), columns BEAT_FEATURE_NAMES.
         fps: video frame rate the features are sampled at.
         duration: length of the analysed segment in seconds.
         local_tempo: [T] float32 tempo in BPM at each frame (0.0 where there is no beat).

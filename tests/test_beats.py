@@ -131,6 +131,39 @@ def test_frame_features_describe_the_beats(groove_120):
     assert 0.0 <= f["onset_strength"].min() and f["onset_strength"].max() <= 1.0
 
 
+def test_pair_phases_tell_one_beat_and_one_bar_from_the_next(groove_120):
+    beats = track_beats(groove_120.samples, groove_120.sample_rate, FPS)
+    f = {name: beats.frame_features[:, i] for i, name in enumerate(BEAT_FEATURE_NAMES)}
+    on_beat = np.round(beats.beat_times * FPS).astype(int)
+    on_beat = on_beat[on_beat < beats.num_frames]
+    # the two-beat phase is 0 on the first beat, 1/2 on the next: cos alternates +1, -1
+    signs = np.sign(f["beat_pair_phase_cos"][on_beat])
+    assert (signs[::2] > 0).mean() > 0.9 and (signs[1::2] < 0).mean() > 0.9
+    assert np.allclose(f["beat_pair_phase_sin"] ** 2 + f["beat_pair_phase_cos"] ** 2, 1.0, atol=1e-5)
+    down = np.round(beats.downbeat_times * FPS).astype(int)
+    down = down[down < beats.num_frames]
+    bar_signs = np.sign(f["bar_pair_phase_cos"][down])
+    assert (bar_signs[::2] > 0).all() and (bar_signs[1::2] < 0).all()
+    # and the one-beat phase is the two-beat phase doubled
+    doubled = np.cos(2 * np.arctan2(f["beat_pair_phase_sin"], f["beat_pair_phase_cos"]))
+    assert np.allclose(doubled, f["beat_phase_cos"], atol=1e-4)
+
+
+def test_a_model_reads_its_own_beat_columns():
+    from musedance_core.errors import InputError
+    from musedance_core.types import LEGACY_BEAT_FEATURE_NAMES, select_beat_features
+
+    features = np.arange(5 * len(BEAT_FEATURE_NAMES), dtype=np.float32).reshape(5, -1)
+    legacy = select_beat_features(features, LEGACY_BEAT_FEATURE_NAMES)  # a model from before the pair phases
+    assert np.array_equal(legacy, features[:, :len(LEGACY_BEAT_FEATURE_NAMES)])
+    assert select_beat_features(features, BEAT_FEATURE_NAMES) is features
+    assert np.array_equal(select_beat_features(legacy, LEGACY_BEAT_FEATURE_NAMES), legacy)  # old stored data
+    with pytest.raises(InputError, match="lack beat_pair_phase_sin.*Compute the beats again"):
+        select_beat_features(legacy, BEAT_FEATURE_NAMES)
+    with pytest.raises(InputError, match="beat features have 5 columns"):
+        select_beat_features(features[:, :5], LEGACY_BEAT_FEATURE_NAMES)
+
+
 def test_deterministic(groove_120):
     a = track_beats(groove_120.samples, groove_120.sample_rate, FPS)
     b = track_beats(groove_120.samples, groove_120.sample_rate, FPS)

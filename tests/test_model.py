@@ -194,6 +194,37 @@ def test_config_json_round_trip_and_version_guard():
     assert upgraded == cfg and upgraded.version == CONFIG_VERSION  # re-saved in this version's form
 
 
+def test_a_config_from_before_the_pair_phases_reads_the_legacy_beat_columns():
+    from musedance_core.types import BEAT_FEATURE_NAMES, LEGACY_BEAT_FEATURE_NAMES
+
+    cfg = tiny_config()
+    assert cfg.beat_features == BEAT_FEATURE_NAMES and cfg.beat_dim == len(BEAT_FEATURE_NAMES)
+    older = json.loads(cfg.to_json())  # a version-2 config: beat_dim 7, no names
+    del older["beat_features"]
+    older.update(beat_dim=7, version=2)
+    upgraded = MuseDanceConfig.from_json(json.dumps(older))
+    assert upgraded.beat_features == LEGACY_BEAT_FEATURE_NAMES and upgraded.beat_dim == 7
+    assert MuseDanceConfig.from_json(upgraded.to_json()) == upgraded
+    with pytest.raises(ValueError, match="does not compute; update the MuseDance node pack"):
+        cfg.with_changes(beat_features=("beat_pulse", "future_feature"))
+
+
+def test_rebuilt_beat_branch_reads_the_new_columns_and_adds_nothing_yet():
+    from musedance_core.types import BEAT_FEATURE_NAMES, LEGACY_BEAT_FEATURE_NAMES
+
+    torch.manual_seed(0)
+    model = MuseDanceModel(tiny_config().with_changes(beat_features=LEGACY_BEAT_FEATURE_NAMES, caption_film=True)).eval()
+    g = torch.Generator().manual_seed(1)
+    latents, text = torch.randn(1, 4, 4, 8, 8, generator=g), torch.randn(1, 77, 64, generator=g)
+    music = torch.randn(1, 4, model.config.music_dim, generator=g)
+    before = model.denoise(latents, 500, text, conditions=model.frame_conditions(music, torch.randn(1, 4, 7, generator=g)),
+                           music_scale=0.0, beat_scale=0.0)
+    model.rebuild_beat_branch(BEAT_FEATURE_NAMES)
+    assert model.config.beat_dim == len(BEAT_FEATURE_NAMES) and model.beat.film_text is not None
+    after = model.denoise(latents, 500, text, conditions=model.frame_conditions(music, torch.randn(1, 4, 11, generator=g)))
+    assert torch.allclose(before, after, atol=1e-6)  # fresh: zero-initialised outputs
+
+
 def test_sd15_layout_matches_diffusers_sd15_and_animatediff_v2():
     """Parameter names and shapes equal diffusers' own SD 1.5 UNet + MotionAdapter (built on 'meta')."""
     from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel

@@ -198,3 +198,14 @@ def test_resume_skips_existing_clips(dataset, tmp_path):
     with pytest.raises(ValueError, match="same parameters"):
         generate(SynthDanceConfig(**{**CFG.__dict__, "size": 96}), root, 6, workers=1, log=_quiet)
     assert json.loads((root / fmt.INFO_NAME).read_text())["config"]["size"] == 64
+
+
+def test_a_data_set_with_the_older_beat_columns_is_not_topped_up(tmp_path):
+    root = tmp_path / "old"
+    generate(CFG, root, 2, workers=1, log=_quiet)
+    info = json.loads((root / fmt.INFO_NAME).read_text())
+    info["beat_features"] = info["beat_features"][:7]  # as written before the pair phases
+    (root / fmt.INFO_NAME).write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="older MuseDance.*7 beat features.*writes 11.*Delete the folder"):
+        generate(CFG, root, 4, workers=1, log=_quiet)
+    assert len(fmt.read_manifest(root)) == 2  # nothing added

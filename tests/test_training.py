@@ -303,3 +303,27 @@ def test_dropout_fractions_are_checked(key, value):
 
     with pytest.raises(InputError, match=f"{key} must be at least 0 and below 1"):
         load_train_config(ROOT / "training/configs/tiny_stage2.yaml", [f"{key}={value}"])
+
+
+def test_stage2_from_a_model_with_other_beat_columns_gets_a_fresh_beat_branch(tmp_path):
+    from musedance_core.checkpoints.bundle import save_bundle
+    from musedance_core.models.config import tiny_config
+    from musedance_core.models.musedance import MuseDanceModel
+    from musedance_core.training.config import load_train_config
+    from musedance_core.types import BEAT_FEATURE_NAMES, LEGACY_BEAT_FEATURE_NAMES
+    from training.train import build_model
+
+    torch.manual_seed(0)
+    old = MuseDanceModel(tiny_config().with_changes(beat_features=LEGACY_BEAT_FEATURE_NAMES))
+    save_bundle(old, tmp_path / "stage1.safetensors")
+    music = (old.config.music_encoder, old.config.music_dim)
+    cfg = load_train_config(ROOT / "training/configs/tiny_stage2.yaml", [f"init={tmp_path / 'stage1.safetensors'}"])
+    model = build_model(cfg, music, BEAT_FEATURE_NAMES)
+    assert model.config.beat_features == BEAT_FEATURE_NAMES and model.beat.film_text is not None
+    model.frame_conditions(torch.zeros(1, 4, music[1]), torch.zeros(1, 4, len(BEAT_FEATURE_NAMES)))  # reads 11 columns
+    same = build_model(cfg, music, LEGACY_BEAT_FEATURE_NAMES)  # data of the model's own columns: kept
+    assert same.config.beat_features == LEGACY_BEAT_FEATURE_NAMES
+    frozen = load_train_config(ROOT / "training/configs/tiny_stage2.yaml",
+                               [f"init={tmp_path / 'stage1.safetensors'}", "train=[motion, music]"])
+    with pytest.raises(SystemExit, match="train the beat part too"):
+        build_model(frozen, music, BEAT_FEATURE_NAMES)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from musedance_core.training.config import load_train_config
     from musedance_core.training.data import read_manifest
     from musedance_core.training.steps import set_trainable
-    from training.train import build_model, check_checkpoint_parts, data_music, write_bundle
+    from training.train import build_model, check_checkpoint_parts, data_beat_features, data_music, write_bundle
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"export_bundle: --out '{args.out}' is the run's own final bundle (a finished run's mark); "
                          "write the export elsewhere.")
     records = tuple(read_manifest(cfg.data, "train"))
-    model = build_model(cfg, data_music(cfg.data, records))
+    model = build_model(cfg, data_music(cfg.data, records), data_beat_features(cfg.data, records))
     trainable = set_trainable(model, cfg.train)
     weights, ema, step = load_weights(checkpoint)
     check_checkpoint_parts(checkpoint, weights, trainable)

@@ -576,6 +576,7 @@ def prepare(cfg: PrepareConfig, videos: str | Path, root: str | Path, workers: i
                    if old.get("config", {}).get(k) != v}
         raise ValueError(f"'{root}' holds a data set made with other settings (old, new): {changed}. "
                          "Use another --out folder or the same settings.")
+    fmt.check_same_beat_features(root, old, info)
     fmt.write_info(root, info)
     exclude = (root,) + ((Path(cfg.masks),) if cfg.masks else ())
     files = find_videos(videos, exclude)

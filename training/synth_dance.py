@@ -556,6 +556,7 @@ def generate(cfg: SynthDanceConfig, root: str | Path, num_clips: int, workers: i
     if old is not None and old.get("config") != info["config"]:
         raise ValueError(f"'{root}' holds a data set made with {old.get('config')}; this run asks for "
                          f"{info['config']}. Use another --out folder or the same parameters.")
+    fmt.check_same_beat_features(root, old, info)
     fmt.write_info(root, info)
     done = {r["id"] for r in fmt.read_manifest(root)}
     jobs: dict[int, list[int]] = {}

@@ -36,12 +36,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build_model(cfg: TrainConfig, music: tuple[str, int]):
+def build_model(cfg: TrainConfig, music: tuple[str, int], beat_features: tuple[str, ...] | None = None):
     """The model to train: the previous stage's bundle (``init``), else one assembled from SD 1.5 /
     AnimateDiff / Animate Anyone files, else a fresh ``preset``. A new model's music branch is
-    sized for ``music`` = (encoder id, feature width) of the data set. ``caption_film`` adds the
-    caption's (zero-initialised) FiLM layer when the starting model lacks it."""
+    sized for ``music`` = (encoder id, feature width) of the data set. A stage that trains the beat
+    branch on data with other beat columns (``beat_features``) than the branch reads gets a fresh
+    branch for them (the stage before stage 2 never trains it). ``caption_film`` adds the caption's
+    (zero-initialised) FiLM layer when the starting model lacks it."""
     model = _starting_model(cfg, music)
+    if cfg.stage == "motion" and beat_features is not None and tuple(beat_features) != model.config.beat_features:
+        if "beat" not in cfg.train:
+            raise SystemExit(f"the data set's beat features ({len(beat_features)} columns) are not the ones the "
+                             f"model's beat branch reads ({model.config.beat_dim}); train the beat part too "
+                             "(train: [..., beat]) or prepare the data with the MuseDance version of the model.")
+        print(f"beat branch: new, for the data set's {len(beat_features)} beat features "
+              f"(the starting model's branch read {model.config.beat_dim})")
+        model.rebuild_beat_branch(beat_features)
     if cfg.caption_film:
         model.enable_caption_film()
     return model
@@ -80,6 +90,16 @@ def check_checkpoint_parts(checkpoint: Path, weights: dict, trainable: dict) -> 
             else "give the config (train parts, --set overrides) of the run that wrote it")
     raise SystemExit(f"checkpoint '{checkpoint}' does not hold the parts this config trains "
                      f"(unexpected {extra[:3]}, missing {missing[:3]}); {hint}.")
+
+
+def data_beat_features(root: str, records) -> tuple[str, ...]:
+    """Column names of a data set's beat features, from its first clip's width."""
+    import numpy as np
+
+    from musedance_core.types import beat_feature_names
+
+    with np.load(Path(root) / records[0]["clip"]) as arrays:
+        return beat_feature_names(int(arrays["beats"].shape[1])) if "beats" in arrays.files else None
 
 
 def data_music(root: str, records) -> tuple[str, int]:
@@ -121,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation)
     records = tuple(read_manifest(cfg.data, "train"))
     music = data_music(cfg.data, records)
-    model = build_model(cfg, music)
+    model = build_model(cfg, music, data_beat_features(cfg.data, records))
     if (model.config.music_encoder, model.config.music_dim) != music:
         raise SystemExit(f"the data set's music features come from '{music[0]}' ({music[1]} values per frame) but "
                          f"the model was trained on '{model.config.music_encoder}' ({model.config.music_dim}); "

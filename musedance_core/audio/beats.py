@@ -420,8 +420,10 @@ def beat_frame_features(beat_times: np.ndarray, downbeat_times: np.ndarray, anal
     onset = pool_to_frames(analysis.onset, analysis.frame_rate, fps, num_frames, how="max")
     scale = float(np.percentile(analysis.onset, 99)) if analysis.onset.size else 0.0
     onset = np.clip(onset / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(onset)
-    beat_pulse, beat_phase = pulse_and_phase(t, beat_times, sigma)
-    bar_pulse, bar_phase = pulse_and_phase(t, downbeat_times, sigma)
+    beat_pulse, beat_index = pulse_and_index(t, beat_times, sigma)
+    bar_pulse, bar_index = pulse_and_index(t, downbeat_times, sigma)
+    beat_phase, bar_phase = np.mod(beat_index, 1.0), np.mod(bar_index, 1.0)
+    beat_pair, bar_pair = np.mod(beat_index, 2.0) / 2.0, np.mod(bar_index, 2.0) / 2.0
     cols = {
         "beat_pulse": beat_pulse,
         "beat_phase_sin": np.sin(2 * np.pi * beat_phase) if len(beat_times) >= 2 else np.zeros(num_frames),
@@ -430,12 +432,23 @@ def beat_frame_features(beat_times: np.ndarray, downbeat_times: np.ndarray, anal
         "bar_phase_sin": np.sin(2 * np.pi * bar_phase) if len(downbeat_times) >= 2 else np.zeros(num_frames),
         "bar_phase_cos": np.cos(2 * np.pi * bar_phase) if len(downbeat_times) >= 2 else np.zeros(num_frames),
         "onset_strength": onset,
+        "beat_pair_phase_sin": np.sin(2 * np.pi * beat_pair) if len(beat_times) >= 2 else np.zeros(num_frames),
+        "beat_pair_phase_cos": np.cos(2 * np.pi * beat_pair) if len(beat_times) >= 2 else np.zeros(num_frames),
+        "bar_pair_phase_sin": np.sin(2 * np.pi * bar_pair) if len(downbeat_times) >= 2 else np.zeros(num_frames),
+        "bar_pair_phase_cos": np.cos(2 * np.pi * bar_pair) if len(downbeat_times) >= 2 else np.zeros(num_frames),
     }
     return np.stack([cols[name] for name in BEAT_FEATURE_NAMES], axis=1).astype(np.float32)
 
 
 def pulse_and_phase(t: np.ndarray, events: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian pulse at each event and phase in [0, 1) between events (extrapolated at the ends)."""
+    pulse, index = pulse_and_index(t, events, sigma)
+    return pulse, np.mod(index, 1.0)
+
+
+def pulse_and_index(t: np.ndarray, events: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian pulse at each event and the fractional event index (0 at the first event, linear
+    between events, extrapolated with the first/last period; 0 everywhere with fewer than 2)."""
     if len(events) == 0:
         return np.zeros_like(t), np.zeros_like(t)
     pos = np.searchsorted(events, t)
@@ -450,4 +463,4 @@ def pulse_and_phase(t: np.ndarray, events: np.ndarray, sigma: float) -> tuple[np
     first_period, last_period = events[1] - events[0], events[-1] - events[-2]
     idx = np.where(t < events[0], (t - events[0]) / first_period, idx)
     idx = np.where(t > events[-1], len(events) - 1 + (t - events[-1]) / last_period, idx)
-    return pulse, np.mod(idx, 1.0)
+    return pulse, idx

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..types import BeatTrack
+from ..types import BeatTrack, beat_feature_names
 
 BACKGROUND = (250, 250, 248)
 WAVE_COLOUR = (170, 178, 190)
@@ -61,7 +61,8 @@ def beat_plot(samples: np.ndarray, sample_rate: int, beats: BeatTrack, *, width:
             xx = x_of(x / float(sample_rate)) if span else 0.0
             draw.line([(xx, mid - hi / peak * half), (xx, mid - lo / peak * half)], fill=WAVE_COLOUR)
 
-    onset = beats.frame_features[:, -1] if beats.num_frames else np.zeros(0)
+    names = beat_feature_names(beats.frame_features.shape[1])
+    onset = beats.frame_features[:, names.index("onset_strength")] if beats.num_frames else np.zeros(0)
     if onset.size > 1:
         pts = [(x_of((i + 0.5) / beats.fps), bottom - float(v) * (bottom - top) * 0.9) for i, v in enumerate(onset)]
         draw.line(pts, fill=ONSET_COLOUR, width=2)

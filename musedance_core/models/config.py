@@ -17,9 +17,9 @@ from typing import Any
 
 from ..audio.encoders import SPECTRAL_DIM, SPECTRAL_ENCODER_ID
 from ..errors import InputError
-from ..types import BEAT_FEATURE_NAMES
+from ..types import BEAT_FEATURE_NAMES, LEGACY_BEAT_FEATURE_NAMES
 
-CONFIG_VERSION = 2  # 2: caption_film (an older pack must say 'update', not 'unexpected tensors')
+CONFIG_VERSION = 3  # 2: caption_film (an older pack must say 'update', not 'unexpected tensors'); 3: beat_features
 
 SD15_UNET: dict[str, Any] = {
     "sample_size": 64,
@@ -91,7 +91,8 @@ class MuseDanceConfig:
         scheduler: DDIM/Euler/DPM++ kwargs (betas, prediction type, spacing).
         music_encoder: id of the music encoder whose features the model was trained on.
         music_dim: width of those features (D of MusicFeatures).
-        beat_dim: number of beat features per frame (K of BeatTrack.frame_features).
+        beat_features: the BeatTrack.frame_features columns the beat branch reads, by name (a
+            config from before the pair phases reads the legacy seven).
         token_window: music/beat tokens per frame: the frame itself and (token_window-1)/2 on each side.
         branch_hidden: width of the music/beat token encoders.
         fps: frame rate the model was trained at (the pipeline's default).
@@ -112,13 +113,25 @@ class MuseDanceConfig:
     scheduler: dict = field(default_factory=lambda: dict(SD15_SCHEDULER))
     music_encoder: str = SPECTRAL_ENCODER_ID
     music_dim: int = SPECTRAL_DIM
-    beat_dim: int = len(BEAT_FEATURE_NAMES)
+    beat_features: tuple[str, ...] = BEAT_FEATURE_NAMES
     token_window: int = 5
     branch_hidden: int = 256
     fps: float = 24.0
     reference_max_tokens: int = 0
     caption_film: bool = False
     version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        unknown = [n for n in self.beat_features if n not in BEAT_FEATURE_NAMES]
+        if unknown:
+            raise InputError(f"the model reads beat features {unknown} that this MuseDance does not compute; "
+                             "update the MuseDance node pack.")
+        object.__setattr__(self, "beat_features", tuple(self.beat_features))  # JSON gives a list
+
+    @property
+    def beat_dim(self) -> int:
+        """Beat features per frame (the beat branch's input width)."""
+        return len(self.beat_features)
 
     @property
     def cross_attention_dim(self) -> int:
@@ -144,6 +157,8 @@ class MuseDanceConfig:
             raise InputError(f"model config version {version} is newer than this MuseDance understands "
                              f"({CONFIG_VERSION}); update the MuseDance node pack.")
         known = {f for f in cls.__dataclass_fields__}
+        if "beat_features" not in data:  # before the pair phases: the first beat_dim (7) columns
+            data["beat_features"] = list(BEAT_FEATURE_NAMES[: int(data.get("beat_dim", len(LEGACY_BEAT_FEATURE_NAMES)))])
         # read into this version's form: an older config lacks only fields whose defaults keep its
         # meaning, and a bundle re-saved from it (a later training stage) must carry this version
         return cls(**{k: v for k, v in data.items() if k in known} | {"version": CONFIG_VERSION})

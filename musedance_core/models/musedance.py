@@ -134,6 +134,15 @@ class MuseDanceModel(nn.Module):
             beat.add_text_film(config.cross_attention_dim)
         return music, beat
 
+    def rebuild_beat_branch(self, beat_features: tuple[str, ...]) -> None:
+        """A fresh (zero-initialised) beat branch that reads ``beat_features``: for training on data
+        whose beat columns differ from the ones the old branch was made for."""
+        config = self.config.with_changes(beat_features=tuple(beat_features))
+        _, beat = self.build_branches(config, self.denoising_unet)
+        reference = next(self.beat.parameters())
+        self.beat = beat.to(device=reference.device, dtype=reference.dtype)
+        self.config = config
+
     def enable_caption_film(self) -> None:
         """Let the motion modules' FiLM see the caption (``config.caption_film``): adds the beat
         branch's zero-initialised ``film_text``, so the model's output is unchanged until it trains."""

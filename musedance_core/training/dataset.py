@@ -187,3 +187,11 @@ def read_info(root: str | Path) -> dict | None:
     """``dataset.json`` of ``root``, or None when there is none."""
     path = Path(root) / INFO_NAME
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_same_beat_features(root: str | Path, old: dict | None, new: dict) -> None:
+    """Refuse to add clips to a data set whose clips hold other beat columns (an older version's)."""
+    if old is not None and old.get("beat_features") != new["beat_features"]:
+        raise ValueError(f"'{root}' was made by an older MuseDance: its clips hold {len(old.get('beat_features', []))} "
+                         f"beat features, this version writes {len(new['beat_features'])}. Delete the folder (or use "
+                         "another --out) and run again.")
