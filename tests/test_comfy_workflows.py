@@ -204,7 +204,11 @@ def test_loader_assembles_bundle_and_motion_module_by_value(host):
     with_a = _dance_frames(host, bundle="tiny-no-motion.safetensors", motion_module="mm_a_v2.safetensors")
     whole = _dance_frames(host, bundle="tiny-with-a.safetensors", motion_module="none")
     with_b = _dance_frames(host, bundle="tiny-no-motion.safetensors", motion_module="mm_b_v2.safetensors")
-    assert len(with_a) == 12 and np.array_equal(with_a, whole)
+    assert len(with_a) == 12
+    # the same weights (the core's assembly is compared tensor by tensor in test_motion_loading);
+    # here at most float summation order apart: 1/255 on a few values, against ~0.2 mean for mm_b
+    difference = np.abs(with_a - whole)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
     assert np.abs(with_a - with_b).mean() > 0.05  # one step of 64x64 sampling: small but real
     log = host.log_text()
     assert "MuseDance model assembled" in log and "from mm_a_v2.safetensors" in log
