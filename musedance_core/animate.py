@@ -90,7 +90,8 @@ def animate_files(args) -> Path:
           f"{', offload: stages' if offload == 'stages' else ''})", file=sys.stderr)
 
     settings = AnimateSettings(num_frames=args.frames, width=args.width, height=args.height, steps=args.steps,
-                               cfg=args.cfg, prompt_guidance=args.prompt_guidance, music_strength=args.music_strength, beat_strength=args.beat_strength,
+                               cfg=args.cfg, prompt_guidance=args.prompt_guidance,
+                               music_strength=args.music_strength, beat_strength=args.beat_strength,
                                seed=args.seed, scheduler=args.scheduler, context_length=args.context_length,
                                context_overlap=args.context_overlap, decode_chunk=args.decode_chunk,
                                vae_tiling=args.vae_tiling, upcast_vae=args.upcast_vae, offload=offload)

@@ -92,7 +92,8 @@ class MuseDanceAnimateImage(io.ComfyNode):
 
         settings = AnimateSettings(num_frames=frames, width=width, height=height, steps=steps, cfg=cfg,
                                    prompt_guidance=AnimateSettings.prompt_guidance if prompt_guidance is None
-                                   else prompt_guidance, music_strength=music_strength, beat_strength=beat_strength, seed=seed,
+                                   else prompt_guidance,
+                                   music_strength=music_strength, beat_strength=beat_strength, seed=seed,
                                    scheduler=scheduler, context_length=context_length, context_overlap=context_overlap)
         soundtrack = from_comfy_audio(audio, name="audio")  # checked before the long part starts
         host.load_to_device(model)

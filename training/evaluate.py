@@ -492,8 +492,8 @@ def generate(model, frames0: np.ndarray, arrays, record: dict, args) -> np.ndarr
 
     music, beats = clip_conditions(arrays, record, model.config.music_encoder)
     settings = AnimateSettings(num_frames=args.frames, width=frames0.shape[1], height=frames0.shape[0], steps=args.steps,
-                               cfg=args.cfg, prompt_guidance=args.prompt_guidance, seed=args.seed, context_length=min(args.context_length,
-                                                                              model.config.max_context_frames))
+                               cfg=args.cfg, prompt_guidance=args.prompt_guidance, seed=args.seed,
+                               context_length=min(args.context_length, model.config.max_context_frames))
     with torch.no_grad():
         result = MuseDancePipeline(model)(frames0, music, beats, args.caption, "", settings)
     return (result.frames.numpy().clip(0, 1) * 255).round().astype(np.uint8)

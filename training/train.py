@@ -92,8 +92,8 @@ def check_checkpoint_parts(checkpoint: Path, weights: dict, trainable: dict) -> 
                      f"(unexpected {extra[:3]}, missing {missing[:3]}); {hint}.")
 
 
-def data_beat_features(root: str, records) -> tuple[str, ...]:
-    """Column names of a data set's beat features, from its first clip's width."""
+def data_beat_features(root: str, records) -> tuple[str, ...] | None:
+    """Column names of a data set's beat features, from its first clip's width (None: no beats)."""
     import numpy as np
 
     from musedance_core.types import beat_feature_names

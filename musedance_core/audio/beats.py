@@ -422,21 +422,12 @@ def beat_frame_features(beat_times: np.ndarray, downbeat_times: np.ndarray, anal
     onset = np.clip(onset / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(onset)
     beat_pulse, beat_index = pulse_and_index(t, beat_times, sigma)
     bar_pulse, bar_index = pulse_and_index(t, downbeat_times, sigma)
-    beat_phase, bar_phase = np.mod(beat_index, 1.0), np.mod(bar_index, 1.0)
-    beat_pair, bar_pair = np.mod(beat_index, 2.0) / 2.0, np.mod(bar_index, 2.0) / 2.0
-    cols = {
-        "beat_pulse": beat_pulse,
-        "beat_phase_sin": np.sin(2 * np.pi * beat_phase) if len(beat_times) >= 2 else np.zeros(num_frames),
-        "beat_phase_cos": np.cos(2 * np.pi * beat_phase) if len(beat_times) >= 2 else np.zeros(num_frames),
-        "downbeat": bar_pulse,
-        "bar_phase_sin": np.sin(2 * np.pi * bar_phase) if len(downbeat_times) >= 2 else np.zeros(num_frames),
-        "bar_phase_cos": np.cos(2 * np.pi * bar_phase) if len(downbeat_times) >= 2 else np.zeros(num_frames),
-        "onset_strength": onset,
-        "beat_pair_phase_sin": np.sin(2 * np.pi * beat_pair) if len(beat_times) >= 2 else np.zeros(num_frames),
-        "beat_pair_phase_cos": np.cos(2 * np.pi * beat_pair) if len(beat_times) >= 2 else np.zeros(num_frames),
-        "bar_pair_phase_sin": np.sin(2 * np.pi * bar_pair) if len(downbeat_times) >= 2 else np.zeros(num_frames),
-        "bar_pair_phase_cos": np.cos(2 * np.pi * bar_pair) if len(downbeat_times) >= 2 else np.zeros(num_frames),
-    }
+    cols = {"beat_pulse": beat_pulse, "downbeat": bar_pulse, "onset_strength": onset}
+    for prefix, index, events in (("beat", beat_index, beat_times), ("bar", bar_index, downbeat_times)):
+        for name, period in ((f"{prefix}_phase", 1.0), (f"{prefix}_pair_phase", 2.0)):
+            angle = 2 * np.pi * np.mod(index, period) / period
+            cols[f"{name}_sin"] = np.sin(angle) if len(events) >= 2 else np.zeros(num_frames)
+            cols[f"{name}_cos"] = np.cos(angle) if len(events) >= 2 else np.zeros(num_frames)
     return np.stack([cols[name] for name in BEAT_FEATURE_NAMES], axis=1).astype(np.float32)
 
 
