@@ -279,6 +279,27 @@ def test_a_checkpoint_from_before_caption_film_is_refused_with_the_fix():
         check_checkpoint_parts(Path("ckpt"), {"motion.x": 0}, trainable)
 
 
+def test_timestep_shift_moves_training_towards_high_noise():
+    from musedance_core.training.losses import sample_timesteps
+
+    plain = sample_timesteps(4000, 1000, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(plain, torch.randint(0, 1000, (4000,), generator=torch.Generator().manual_seed(0)))
+    shifted = sample_timesteps(4000, 1000, 3.0, torch.Generator().manual_seed(0))
+    assert shifted.dtype == torch.long and int(shifted.min()) >= 0 and int(shifted.max()) <= 999
+    # s*u / (1 + (s-1)*u) > 1/2 for u > 1/(s+1): three quarters of the draws at s = 3
+    assert abs(float((shifted >= 500).float().mean()) - 0.75) < 0.03
+    assert abs(float((plain >= 500).float().mean()) - 0.5) < 0.03
+
+
+@pytest.mark.parametrize("shift", [0.0, -1.0])
+def test_timestep_shift_must_be_positive(shift):
+    from musedance_core.errors import InputError
+    from musedance_core.training.config import TrainConfig
+
+    with pytest.raises(InputError, match="timestep_shift must be above 0"):
+        TrainConfig(stage="motion", data="d", output_dir="o", train=["motion"], timestep_shift=shift)
+
+
 def test_caption_dropout_empties_only_captions_of_conditioned_samples():
     from musedance_core.training.steps import _uncond_first
 

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = DDPMScheduler(**model.config.scheduler)
     settings = LossSettings(noise_offset=cfg.noise_offset, min_snr_gamma=cfg.min_snr_gamma,
                             uncond_fraction=cfg.uncond_fraction, caption_dropout=cfg.caption_dropout,
-                            mask_weight=cfg.mask_weight)
+                            mask_weight=cfg.mask_weight, timestep_shift=cfg.timestep_shift)
     generator = torch.Generator()
     log_path = out / "loss.csv"
     new_log = not log_path.exists() or step == 0

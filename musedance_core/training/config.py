@@ -43,6 +43,7 @@ class TrainConfig:
     uncond_fraction: float = 0.1
     caption_dropout: float = 0.0  # stage 2: empty prompt with the other conditions, for prompt guidance
     mask_weight: float = 1.0
+    timestep_shift: float = 1.0  # > 1 trains more at high noise (SD3 shift); 1 = uniform timesteps
     num_frames: int = 16  # stage 2 clip length
     reference_window: int = 12  # stage 1: reference at most this many frames from the target
     checkpoint_every: int = 200
@@ -61,6 +62,8 @@ class TrainConfig:
         for name in ("uncond_fraction", "caption_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InputError(f"{name} must be at least 0 and below 1; got {getattr(self, name)}.")
+        if not self.timestep_shift > 0:
+            raise InputError(f"timestep_shift must be above 0 (1 = uniform timesteps); got {self.timestep_shift}.")
 
 
 def _parse_value(text: str):

@@ -14,6 +14,18 @@ def offset_noise(shape: tuple[int, ...], generator: torch.Generator, strength: f
     return noise
 
 
+def sample_timesteps(count: int, num_train_timesteps: int, shift: float, generator: torch.Generator) -> torch.Tensor:
+    """Training timesteps [count]: uniform, or with ``shift`` > 1 moved towards high noise by the
+    SD3 shift t = s*u / (1 + (s-1)*u) of a uniform u (Esser et al. 2024). Video models need the
+    high-noise steps most: there the frames are barely visible, and the motion is decided from
+    the conditions (caption, music, beats) alone, as it is at the first sampling steps."""
+    if shift == 1.0:  # the plain draw, so runs without a shift keep their random stream
+        return torch.randint(0, num_train_timesteps, (count,), generator=generator)
+    u = torch.rand(count, generator=generator)
+    shifted = shift * u / (1 + (shift - 1) * u)
+    return (shifted * num_train_timesteps).long().clamp_(0, num_train_timesteps - 1)
+
+
 def alphas_cumprod(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
     return scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.musedance import MuseDanceModel
-from .losses import diffusion_loss, min_snr_weights, offset_noise, training_target
+from .losses import diffusion_loss, min_snr_weights, offset_noise, sample_timesteps, training_target
 
 STAGES = ("vae", "appearance", "motion")
 PARTS = ("vae", "vae_decoder", "text_encoder", "reference_unet", "spatial", "motion", "music", "beat")
@@ -34,6 +34,7 @@ class LossSettings:
     uncond_fraction: float = 0.1  # condition dropout
     caption_dropout: float = 0.0  # of the conditioned samples: empty prompt, other conditions kept
     mask_weight: float = 1.0  # loss weight = 1 + mask_weight * subject mask (both diffusion stages)
+    timestep_shift: float = 1.0  # > 1: more training at high noise, where the motion is decided
 
 
 def named_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.nn.Parameter]:
@@ -100,7 +101,7 @@ def _noisy(model: MuseDanceModel, scheduler, latents: torch.Tensor, settings: Lo
            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     b = latents.shape[0]
     noise = offset_noise(tuple(latents.shape), generator, settings.noise_offset).to(latents.device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(latents.device)
+    t = sample_timesteps(b, scheduler.config.num_train_timesteps, settings.timestep_shift, generator).to(latents.device)
     return scheduler.add_noise(latents, noise, t), noise, t
 
 
