@@ -348,3 +348,10 @@ def test_stage2_from_a_model_with_other_beat_columns_gets_a_fresh_beat_branch(tm
                                [f"init={tmp_path / 'stage1.safetensors'}", "train=[motion, music]"])
     with pytest.raises(SystemExit, match="train the beat part too"):
         build_model(frozen, music, BEAT_FEATURE_NAMES)
+
+
+def test_repeated_set_options_add_up():
+    from training.train import parse_args
+
+    args = parse_args(["--config", "c.yaml", "--set", "timestep_shift=3.0", "--set", "output_dir=o", "max_steps=5"])
+    assert args.set == ["timestep_shift=3.0", "output_dir=o", "max_steps=5"]

@@ -31,7 +31,7 @@ from musedance_core.training.config import TrainConfig, load_train_config  # noq
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, required=True, help="YAML training config")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. --set max_steps=20 batch_size=2")
     return p.parse_args(argv)
 
