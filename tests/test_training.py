@@ -350,8 +350,11 @@ def test_stage2_from_a_model_with_other_beat_columns_gets_a_fresh_beat_branch(tm
         build_model(frozen, music, BEAT_FEATURE_NAMES)
 
 
-def test_repeated_set_options_add_up():
-    from training.train import parse_args
+@pytest.mark.parametrize("script", ["train", "export_bundle"])
+def test_repeated_set_options_add_up(script):
+    import importlib
 
-    args = parse_args(["--config", "c.yaml", "--set", "timestep_shift=3.0", "--set", "output_dir=o", "max_steps=5"])
+    parse_args = importlib.import_module(f"training.{script}").parse_args
+    extra = ["--out", "b.safetensors"] if script == "export_bundle" else []
+    args = parse_args(["--config", "c.yaml", *extra, "--set", "timestep_shift=3.0", "--set", "output_dir=o", "max_steps=5"])
     assert args.set == ["timestep_shift=3.0", "output_dir=o", "max_steps=5"]

@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, required=True, help="the run's YAML training config")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="the run's --set overrides, if any")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="the run's --set overrides, if any")
     p.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: the run's latest)")
     p.add_argument("--no-ema", action="store_true", help="the raw trained weights, not their EMA")
     p.add_argument("--out", type=Path, required=True, help="bundle to write (.safetensors)")
