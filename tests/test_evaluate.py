@@ -113,3 +113,26 @@ def test_tiny_model_end_to_end(micro, tmp_path):
     assert set(report["summary"]["beat"]) >= {"gen_own_bas", "shuf_orig_bas", "gt_own_vs"}
     assert (out / "report.md").is_file() and (out / "report.json").is_file()
     assert len(list(out.glob("*.mp4"))) == 1
+
+
+def test_appearance_check_scores_truth_as_perfect_and_an_untrained_model_as_poor(micro, tmp_path):
+    import torch
+
+    from musedance_core.checkpoints.bundle import save_bundle
+    from musedance_core.models.config import tiny_config
+    from musedance_core.models.musedance import MuseDanceModel
+    from training import check_appearance
+
+    truth = check_appearance.main(["--truth", "--data", str(micro), "--out", str(tmp_path / "gt"), "--frames", "6"])
+    assert truth["summary"]["shape_iou"] > 0.95  # the colour segmentation of the true frames: near their masks
+    assert truth["summary"]["color_delta_e"] < 2.0
+    torch.manual_seed(0)
+    bundle = save_bundle(MuseDanceModel(tiny_config()), tmp_path / "tiny.safetensors")
+    out = tmp_path / "model"
+    report = check_appearance.main(["--model", str(bundle), "--data", str(micro), "--out", str(out), "--clips", "2",
+                                    "--frames", "2", "--steps", "2", "--cfg", "1"])
+    assert len(report["clips"]) == 2 and report["summary"]["shape_iou"] < 0.5  # noise is no subject
+    assert set(report["summary"]["shape_iou_by_style"]) == {c["style"] for c in report["clips"]}
+    assert (out / "report.json").is_file() and (out / "tiles.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        check_appearance.parse_args(["--data", str(micro)])  # no model and no --truth
