@@ -15,6 +15,10 @@ for stage in vae stage1 stage2; do
   if [ ! -f "runs/tiny/$stage/model.safetensors" ]; then
     step "train $stage";  $PY training/train.py --config "training/configs/tiny_$stage.yaml" 2>&1 | tee -a "runs/logs/$stage.log"
   fi
+  if [ "$stage" = stage1 ] && [ ! -f runs/tiny/stage1-check/report.json ]; then  # a minute; see tiles.png
+    step "check stage 1"; $PY training/check_appearance.py --model runs/tiny/stage1/model.safetensors \
+                           --data data/synthdance --out runs/tiny/stage1-check
+  fi
 done
 step "evaluate";         $PY training/evaluate.py --model runs/tiny/stage2/model.safetensors --data data/synthdance \
                            --clips 16 --steps 15 --out runs/tiny/eval
