@@ -136,3 +136,5 @@ def test_appearance_check_scores_truth_as_perfect_and_an_untrained_model_as_poor
     assert (out / "report.json").is_file() and (out / "tiles.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         check_appearance.parse_args(["--data", str(micro)])  # no model and no --truth
+    with pytest.raises(SystemExit, match="not a readable .safetensors file"):
+        check_appearance.main(["--model", str(ROOT / "README.md"), "--data", str(micro), "--out", str(out)])

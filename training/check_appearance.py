@@ -102,8 +102,12 @@ def main(argv: list[str] | None = None) -> dict:
     model = None
     if not args.truth:
         from musedance_core.checkpoints.bundle import load_bundle
+        from musedance_core.errors import MuseDanceError
 
-        model = load_bundle(args.model).eval()
+        try:
+            model = load_bundle(args.model).eval()
+        except MuseDanceError as exc:  # a missing or wrong file: the reason, not a traceback
+            raise SystemExit(f"check_appearance: {exc}") from exc
     args.out.mkdir(parents=True, exist_ok=True)
     clips, tiles = [], []
     for i, record in enumerate(records):

@@ -617,8 +617,12 @@ def main(argv: list[str] | None = None) -> dict:
     model = None
     if not args.gt_as_generated:
         from musedance_core.checkpoints.bundle import load_bundle
+        from musedance_core.errors import MuseDanceError
 
-        model = load_bundle(args.model).eval()
+        try:
+            model = load_bundle(args.model).eval()
+        except MuseDanceError as exc:  # a missing or wrong file: the reason, not a traceback
+            raise SystemExit(f"evaluate: {exc}") from exc
     args.out.mkdir(parents=True, exist_ok=True)
     loaded = [_Npz(fmt.load_clip(args.data, r)) for r in records]
     partners = pick_partners(records, args.seed)
