@@ -16,7 +16,8 @@ scored by:
 - **colour ΔE76** of its mean colour against the reference subject's.
 
 ``--truth`` scores the ground-truth frames instead (shape IoU near 1, the colour segmentation's
-edges aside): it validates the check without a model. Writes ``report.json`` and ``tiles.png`` (one row per clip: reference, then generated frames).
+edges aside): it validates the check without a model. Writes ``report.json`` and ``tiles.png``
+(one row per clip: reference, then generated frames).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from musedance_core.training import dataset as fmt
-from training.evaluate import _Npz, learn_subject, rgb_to_lab, segment
+from training.evaluate import _Npz, generate, learn_subject, load_model, rgb_to_lab, segment, subject_core
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,26 +60,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def generate_frames(model, arrays: dict, record: dict, args) -> np.ndarray:
     """uint8 [frames, H, W, 3] from the clip's first frame, caption and music."""
-    import torch
+    from musedance_core.pipeline import AnimateSettings
 
-    from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
-    from musedance_core.training.data import clip_conditions
-
-    first = arrays["frames"][0]
-    music, beats = clip_conditions(arrays, record, model.config.music_encoder)
     context = min(args.frames, model.config.max_context_frames)
-    settings = AnimateSettings(num_frames=args.frames, width=first.shape[1], height=first.shape[0],
-                               steps=args.steps, cfg=args.cfg, seed=args.seed, context_length=context,
-                               context_overlap=min(AnimateSettings().context_overlap, context - 1))
-    with torch.no_grad():
-        result = MuseDancePipeline(model)(first, music, beats, record["caption"], "", settings)
-    return (result.frames.numpy().clip(0, 1) * 255).round().astype(np.uint8)
+    return generate(model, arrays["frames"][0], arrays, record, record["caption"], num_frames=args.frames,
+                    steps=args.steps, cfg=args.cfg, seed=args.seed, context_length=context,
+                    context_overlap=min(AnimateSettings().context_overlap, context - 1))
 
 
 def score_frames(frames: np.ndarray, truth_frames: np.ndarray, truth_masks: np.ndarray, window: int) -> dict:
     """Shape IoU (best over the first ``window`` true masks) and colour ΔE76 of each frame's subject."""
-    from scipy import ndimage
-
     subject = learn_subject(truth_frames[0], truth_masks[0])
     allowed = truth_masks[:window] > 0.5
     reference_lab = rgb_to_lab(subject.reference_color)
@@ -88,8 +79,7 @@ def score_frames(frames: np.ndarray, truth_frames: np.ndarray, truth_masks: np.n
         inter = (allowed & mask).reshape(len(allowed), -1).sum(1)
         union = np.maximum((allowed | mask).reshape(len(allowed), -1).sum(1), 1)
         ious.append(float((inter / union).max()))
-        inner = ndimage.binary_erosion(mask, iterations=1) if mask.sum() > 16 else mask  # as the evaluator
-        pixels = frame[inner].astype(np.float64)
+        pixels = frame[subject_core(mask)].astype(np.float64)
         delta_e.append(float(np.linalg.norm(rgb_to_lab(pixels.mean(0)) - reference_lab)) if len(pixels) else 100.0)
     return {"shape_iou": float(np.mean(ious)), "color_delta_e": float(np.mean(delta_e))}
 
@@ -99,15 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     records = fmt.read_manifest(args.data, "val")[: args.clips]
     if not records:
         raise SystemExit(f"check_appearance: '{args.data}' has no validation clips.")
-    model = None
-    if not args.truth:
-        from musedance_core.checkpoints.bundle import load_bundle
-        from musedance_core.errors import MuseDanceError
-
-        try:
-            model = load_bundle(args.model).eval()
-        except MuseDanceError as exc:  # a missing or wrong file: the reason, not a traceback
-            raise SystemExit(f"check_appearance: {exc}") from exc
+    model = None if args.truth else load_model(args.model, "check_appearance")
     args.out.mkdir(parents=True, exist_ok=True)
     clips, tiles = [], []
     for i, record in enumerate(records):
@@ -129,9 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     from PIL import Image
 
-    widest = max(t.shape[1] for t in tiles)
-    rows = [np.pad(t, ((0, 0), (0, widest - t.shape[1]), (0, 0))) for t in tiles]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(args.out / "tiles.png")
+    Image.fromarray(np.concatenate(tiles, axis=0)).save(args.out / "tiles.png")  # rows of equal width
     print(f"[check_appearance] shape IoU {summary['shape_iou']:.3f}, colour dE {summary['color_delta_e']:.1f}; "
           f"wrote {args.out / 'report.json'} and tiles.png")
     return report

@@ -266,13 +266,19 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
+def subject_core(mask: np.ndarray) -> np.ndarray:
+    """The subject mask without its one-pixel rim (anti-aliased edge pixels mix in the background),
+    unless the subject is too small to lose it."""
+    from scipy import ndimage
+
+    return ndimage.binary_erosion(mask, iterations=1) if mask.sum() > 16 else mask
+
+
 def appearance(generated: np.ndarray, truth: np.ndarray, gen_masks: np.ndarray, true_masks: np.ndarray,
                model: SubjectModel) -> dict[str, float]:
     """PSNR/SSIM over frames 1..T-1 (frame 0 is the reference), subject colour, size and IoU."""
-    from scipy import ndimage
-
     later = slice(1, None) if len(truth) > 1 else slice(None)
-    inner = np.stack([ndimage.binary_erosion(m, iterations=1) if m.sum() > 16 else m for m in gen_masks])
+    inner = np.stack([subject_core(m) for m in gen_masks])
     pixels = generated[inner].astype(np.float64)
     color = pixels.mean(0) if len(pixels) else np.zeros(3)
     true_area = np.maximum(true_masks.reshape(len(truth), -1).sum(1), 1)
@@ -483,19 +489,30 @@ def targets(summary: dict) -> list[tuple[str, bool, str]]:
 
 # -- evaluation -----------------------------------------------------------------------------------
 
-def generate(model, frames0: np.ndarray, arrays, record: dict, args) -> np.ndarray:
-    """Frames uint8 [T, H, W, 3] animated from ``frames0`` with the music/beats of ``arrays``/``record``."""
+def load_model(path: Path, prog: str):
+    """The bundle at ``path`` in eval mode; a missing or wrong file ends the script with the reason."""
+    from musedance_core.checkpoints.bundle import load_bundle
+    from musedance_core.errors import MuseDanceError
+
+    try:
+        return load_bundle(path).eval()
+    except MuseDanceError as exc:  # the reason, not a traceback
+        raise SystemExit(f"{prog}: {exc}") from exc
+
+
+def generate(model, frames0: np.ndarray, arrays, record: dict, caption: str, **settings) -> np.ndarray:
+    """Frames uint8 [T, H, W, 3] animated from ``frames0`` and ``caption`` with the music/beats of
+    ``arrays``/``record``; ``settings`` are ``AnimateSettings`` fields (``context_length`` capped by the model)."""
     import torch
 
     from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
     from musedance_core.training.data import clip_conditions
 
     music, beats = clip_conditions(arrays, record, model.config.music_encoder)
-    settings = AnimateSettings(num_frames=args.frames, width=frames0.shape[1], height=frames0.shape[0], steps=args.steps,
-                               cfg=args.cfg, prompt_guidance=args.prompt_guidance, seed=args.seed,
-                               context_length=min(args.context_length, model.config.max_context_frames))
+    context = min(settings.pop("context_length", AnimateSettings().context_length), model.config.max_context_frames)
+    settings = AnimateSettings(width=frames0.shape[1], height=frames0.shape[0], context_length=context, **settings)
     with torch.no_grad():
-        result = MuseDancePipeline(model)(frames0, music, beats, args.caption, "", settings)
+        result = MuseDancePipeline(model)(frames0, music, beats, caption, "", settings)
     return (result.frames.numpy().clip(0, 1) * 255).round().astype(np.uint8)
 
 
@@ -614,15 +631,7 @@ def main(argv: list[str] | None = None) -> dict:
     records = fmt.read_manifest(args.data, "val")[: args.clips]
     if len(records) < 2:
         raise SystemExit(f"evaluate: '{args.data}' has {len(records)} validation clip(s); need at least 2.")
-    model = None
-    if not args.gt_as_generated:
-        from musedance_core.checkpoints.bundle import load_bundle
-        from musedance_core.errors import MuseDanceError
-
-        try:
-            model = load_bundle(args.model).eval()
-        except MuseDanceError as exc:  # a missing or wrong file: the reason, not a traceback
-            raise SystemExit(f"evaluate: {exc}") from exc
+    model = None if args.gt_as_generated else load_model(args.model, "evaluate")
     args.out.mkdir(parents=True, exist_ok=True)
     loaded = [_Npz(fmt.load_clip(args.data, r)) for r in records]
     partners = pick_partners(records, args.seed)
@@ -632,10 +641,11 @@ def main(argv: list[str] | None = None) -> dict:
         if model is None:
             gen, shuf = arrays["frames"], loaded[j]["frames"]
         else:
-            args.caption = record["caption"]
-            g0 = time.perf_counter()
-            gen = generate(model, arrays["frames"][0], arrays, record, args)
-            shuf = generate(model, arrays["frames"][0], loaded[j], records[j], args)
+            settings = dict(num_frames=args.frames, steps=args.steps, cfg=args.cfg,
+                            prompt_guidance=args.prompt_guidance, seed=args.seed, context_length=args.context_length)
+            g0 = time.perf_counter()  # the shuffled-music video keeps this clip's caption and first frame
+            gen = generate(model, arrays["frames"][0], arrays, record, record["caption"], **settings)
+            shuf = generate(model, arrays["frames"][0], loaded[j], records[j], record["caption"], **settings)
             gen_seconds += time.perf_counter() - g0
         result, curves = evaluate_clip(record, arrays, records[j], loaded[j], gen, shuf, args)
         result["partner_rule_ok"] = partners[i][1]
