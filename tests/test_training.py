@@ -358,3 +358,84 @@ def test_repeated_set_options_add_up(script):
     extra = ["--out", "b.safetensors"] if script == "export_bundle" else []
     args = parse_args(["--config", "c.yaml", *extra, "--set", "timestep_shift=3.0", "--set", "output_dir=o", "max_steps=5"])
     assert args.set == ["timestep_shift=3.0", "output_dir=o", "max_steps=5"]
+
+
+def _saved_tiny(path: Path) -> Path:
+    from musedance_core.checkpoints.bundle import save_bundle
+    from musedance_core.models.config import tiny_config
+    from musedance_core.models.musedance import MuseDanceModel
+
+    torch.manual_seed(0)
+    model = MuseDanceModel(tiny_config())
+    with torch.no_grad():  # trained-looking outputs, so that a re-initialisation shows
+        for p in model.parameters():
+            p.add_(0.01)
+    save_bundle(model, path)
+    return path
+
+
+def test_zero_terminal_snr_gives_the_model_a_v_schedule_that_ends_in_pure_noise(tmp_path):
+    from musedance_core.schedulers import make_scheduler
+    from musedance_core.training.config import load_train_config
+    from training.train import build_model
+
+    init = _saved_tiny(tmp_path / "s1.safetensors")
+    music = ("spectral-v1", load_bundle(init).config.music_dim)
+    cfg = load_train_config(ROOT / "training/configs/tiny_stage1.yaml",
+                            [f"init={init}", "prediction_type=v_prediction", "zero_terminal_snr=true"])
+    model = build_model(cfg, music)
+    assert model.config.scheduler["prediction_type"] == "v_prediction"
+    train = DDPMScheduler(**model.config.scheduler)
+    assert float(train.alphas_cumprod[-1]) == 0.0  # the last training timestep holds no trace of the clip
+    sampler = make_scheduler("ddim", model.config.scheduler)
+    sampler.set_timesteps(15)
+    assert int(sampler.timesteps[0]) == 999  # and sampling starts there (trailing steps), not at 925
+    plain = build_model(load_train_config(ROOT / "training/configs/tiny_stage1.yaml", [f"init={init}"]), music)
+    assert plain.config.scheduler == load_bundle(init).config.scheduler  # nothing asked, nothing changed
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["prediction_type=v_prediction"], "needs the spatial layers trained"),  # stage 2 freezes them
+    (["zero_terminal_snr=true", "train=[spatial]"], "needs prediction_type: v_prediction"),
+])
+def test_a_schedule_change_the_model_cannot_learn_is_refused(tmp_path, overrides, message):
+    from musedance_core.training.config import load_train_config
+    from training.train import build_model
+
+    init = _saved_tiny(tmp_path / "s1.safetensors")
+    cfg = load_train_config(ROOT / "training/configs/tiny_stage2.yaml", [f"init={init}", *overrides])
+    with pytest.raises(SystemExit, match=message):
+        build_model(cfg, ("spectral-v1", load_bundle(init).config.music_dim))
+
+
+def test_min_snr_weights_of_v_prediction_keep_the_pure_noise_step():
+    from musedance_core.training.losses import min_snr_weights
+
+    t = torch.tensor([0, 500, 999])
+    for zero_snr in (False, True):
+        v = DDPMScheduler(prediction_type="v_prediction", rescale_betas_zero_snr=zero_snr, beta_schedule="scaled_linear",
+                          beta_start=0.00085, beta_end=0.012)
+        w = min_snr_weights(v, t, 5.0)
+        assert float(w[0]) < 0.01 and abs(float(w[2]) - 1.0) < 1e-6  # clean steps damped, the noisiest kept whole
+    eps = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    a = eps.alphas_cumprod[t]
+    assert torch.allclose(min_snr_weights(eps, t, 5.0), (a / (1 - a)).clamp(max=5.0) / (a / (1 - a)))
+    assert torch.equal(min_snr_weights(v, t, 0.0), torch.ones(3))
+
+
+def test_reinit_starts_the_named_parts_afresh_and_keeps_the_others(tmp_path):
+    from musedance_core.training.config import load_train_config
+    from musedance_core.training.steps import named_trainable
+    from training.train import build_model
+
+    init = _saved_tiny(tmp_path / "s1.safetensors")
+    old = load_bundle(init)
+    cfg = load_train_config(ROOT / "training/configs/tiny_stage1.yaml", [f"init={init}", "reinit=[spatial, motion]"])
+    model = build_model(cfg, ("spectral-v1", old.config.music_dim))
+    kept = named_trainable(old, ["vae", "reference_unet"])
+    for name, p in named_trainable(model, ["vae", "reference_unet"]).items():
+        assert torch.equal(p, kept[name]), name
+    motion = named_trainable(model, ["motion"])
+    assert all(float(p.detach().abs().max()) == 0.0 for n, p in motion.items() if ".proj_out." in n)  # zero, as a new model's
+    spatial, before = named_trainable(model, ["spatial"]), named_trainable(old, ["spatial"])
+    assert all(not torch.equal(p, before[n]) for n, p in spatial.items())

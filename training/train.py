@@ -54,7 +54,50 @@ def build_model(cfg: TrainConfig, music: tuple[str, int], beat_features: tuple[s
         model.rebuild_beat_branch(beat_features)
     if cfg.caption_film:
         model.enable_caption_film()
+    apply_schedule(model, cfg)
+    if cfg.reinit:
+        reinitialise(model, cfg.reinit, cfg.seed)
     return model
+
+
+def apply_schedule(model, cfg: TrainConfig) -> None:
+    """Give the model the config's prediction type and, with ``zero_terminal_snr``, noise schedule
+    (Lin et al. 2024: the last timestep is pure noise and sampling starts there, with trailing
+    steps). Without it, the SD schedule leaves about 10 % of the clip in the first sampling step's
+    latents during training, so a video model learns to read the motion from the noise instead of
+    making it from the conditions. Both change what the denoising UNet's output means, so they
+    need its spatial layers trained (the appearance stage)."""
+    schedule = dict(model.config.scheduler)
+    changes = {"prediction_type": cfg.prediction_type} if cfg.prediction_type else {}
+    if cfg.zero_terminal_snr:
+        changes |= {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+    new = schedule | changes
+    if new == schedule:
+        return
+    trained_unet = bool(cfg.init or cfg.base or cfg.animate_anyone)  # a fresh preset's UNet has nothing to lose
+    if trained_unet and "spatial" not in cfg.train:
+        raise SystemExit(f"the starting model predicts '{schedule['prediction_type']}' with zero terminal SNR "
+                         f"{bool(schedule.get('rescale_betas_zero_snr'))}; changing that to {changes} needs the "
+                         "spatial layers trained (train: [..., spatial], the appearance stage).")
+    if new.get("rescale_betas_zero_snr") and new["prediction_type"] != "v_prediction":
+        raise SystemExit("zero_terminal_snr needs prediction_type: v_prediction (the noise is the whole input "
+                         "at the last timestep, so predicting it says nothing about the image).")
+    print(f"noise schedule: {changes}")
+    model.config = model.config.with_changes(scheduler=new)
+
+
+def reinitialise(model, parts: list[str], seed: int) -> None:
+    """Start ``parts`` afresh, as a new model of the same config would (zero-initialised outputs:
+    a fresh motion module or branch adds nothing until it trains)."""
+    from musedance_core.models.musedance import MuseDanceModel
+    from musedance_core.training.steps import named_trainable
+
+    torch.manual_seed(seed)
+    fresh = named_trainable(MuseDanceModel(model.config, tokenizer=model.tokenizer), parts)
+    with torch.no_grad():
+        for name, p in named_trainable(model, parts).items():
+            p.copy_(fresh[name])
+    print(f"started afresh: {', '.join(parts)}")
 
 
 def _starting_model(cfg: TrainConfig, music: tuple[str, int]):
@@ -73,10 +116,7 @@ def _starting_model(cfg: TrainConfig, music: tuple[str, int]):
         print(report.format())
         return model
     torch.manual_seed(cfg.seed)
-    model_config = preset(cfg.preset).with_changes(music_encoder=encoder, music_dim=dim)
-    if cfg.prediction_type:
-        model_config = model_config.with_changes(scheduler=model_config.scheduler | {"prediction_type": cfg.prediction_type})
-    return MuseDanceModel(model_config)
+    return MuseDanceModel(preset(cfg.preset).with_changes(music_encoder=encoder, music_dim=dim))
 
 
 def check_checkpoint_parts(checkpoint: Path, weights: dict, trainable: dict) -> None:

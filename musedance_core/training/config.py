@@ -24,7 +24,9 @@ class TrainConfig:
     motion: str = ""  # AnimateDiff motion module
     animate_anyone: str = ""  # Moore-AnimateAnyone folder
     tokenizer: str = ""  # CLIP tokenizer folder (default: the base folder's, or ComfyUI's)
-    prediction_type: str = ""  # epsilon | v_prediction; empty = the preset's
+    prediction_type: str = ""  # epsilon | v_prediction; empty = the starting model's
+    zero_terminal_snr: bool = False  # last timestep pure noise, trailing sampling steps (needs v_prediction)
+    reinit: list[str] = field(default_factory=list)  # parts to start afresh, as in a new model
     caption_film: bool = False  # motion stage: the beat FiLM also sees the caption (added fresh if the model lacks it)
     seed: int = 0
     max_steps: int = 1000
@@ -62,6 +64,8 @@ class TrainConfig:
         for name in ("uncond_fraction", "caption_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InputError(f"{name} must be at least 0 and below 1; got {getattr(self, name)}.")
+        if self.prediction_type not in ("", "epsilon", "v_prediction"):
+            raise InputError(f"prediction_type must be epsilon or v_prediction; got '{self.prediction_type}'.")
         if not self.timestep_shift > 0:
             raise InputError(f"timestep_shift must be above 0 (1 = uniform timesteps); got {self.timestep_shift}.")
 

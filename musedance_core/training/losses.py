@@ -42,15 +42,16 @@ def training_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, times
 
 def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
     """Per-sample loss weights of Min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for
-    epsilon prediction, min(SNR, gamma) / (SNR + 1) for v prediction; ones when gamma <= 0."""
+    epsilon prediction; for v prediction min(SNR + 1, gamma) / (SNR + 1), as diffusers' and
+    Moore-AnimateAnyone's trainers weigh it, which stays 1 where the SNR is 0 (the last timestep
+    of a zero-terminal-SNR schedule, where the motion is made); ones when gamma <= 0."""
     if gamma <= 0:
         return torch.ones(timesteps.shape[0], device=timesteps.device)
     a = alphas_cumprod(scheduler, timesteps)
     snr = a / (1 - a).clamp_min(1e-8)
-    clipped = torch.minimum(snr, torch.full_like(snr, gamma))
     if scheduler.config.prediction_type == "v_prediction":
-        return clipped / (snr + 1)
-    return clipped / snr.clamp_min(1e-8)
+        snr = snr + 1
+    return torch.minimum(snr, torch.full_like(snr, gamma)) / snr.clamp_min(1e-8)
 
 
 def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
