@@ -390,7 +390,7 @@ def test_zero_terminal_snr_gives_the_model_a_v_schedule_that_ends_in_pure_noise(
     sampler = make_scheduler("ddim", model.config.scheduler)
     sampler.set_timesteps(15)
     assert int(sampler.timesteps[0]) == 999  # and sampling starts there (trailing steps), not at 925
-    plain = build_model(load_train_config(ROOT / "training/configs/tiny_stage1.yaml", [f"init={init}"]), music)
+    plain = build_model(load_train_config(ROOT / "training/configs/tiny_stage2.yaml", [f"init={init}"]), music)
     assert plain.config.scheduler == load_bundle(init).config.scheduler  # nothing asked, nothing changed
 
 
