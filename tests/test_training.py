@@ -55,9 +55,12 @@ def runs(tmp_path_factory):
     return base, data
 
 
-def _fixed_loss(bundle: Path, data: Path, stage: str) -> float:
-    """Loss on one fixed batch with fixed noise: comparable before and after training."""
+def _fixed_loss(bundle: Path, data: Path, stage: str, schedule_of: Path | None = None) -> float:
+    """Loss on one fixed batch with fixed noise: comparable before and after training (under the
+    noise schedule and prediction type of ``schedule_of``, when the stage changed them)."""
     model = load_bundle(bundle).eval()
+    if schedule_of is not None:
+        model.config = model.config.with_changes(scheduler=load_bundle(schedule_of).config.scheduler)
     mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[stage]
     sampler = ClipSampler(data, tuple(read_manifest(data, "train")), mode, num_frames=8, seed=99)
     batch = BatchStream(sampler, 4).next()
@@ -92,7 +95,7 @@ def test_losses_fall(runs, tmp_path):
     fresh = save_bundle(MuseDanceModel(tiny_config()), tmp_path / "fresh.safetensors")
     assert _fixed_loss(base / "vae/model.safetensors", data, "vae") < 0.8 * _fixed_loss(fresh, data, "vae")
     assert _fixed_loss(base / "s1/model.safetensors", data, "appearance") < _fixed_loss(
-        base / "vae/model.safetensors", data, "appearance")
+        base / "vae/model.safetensors", data, "appearance", schedule_of=base / "s1/model.safetensors")
     assert _fixed_loss(base / "s2/model.safetensors", data, "motion") < _fixed_loss(
         base / "s1/model.safetensors", data, "motion")
 
