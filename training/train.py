@@ -74,8 +74,7 @@ def apply_schedule(model, cfg: TrainConfig) -> None:
     new = schedule | changes
     if new == schedule:
         return
-    trained_unet = bool(cfg.init or cfg.base or cfg.animate_anyone)  # a fresh preset's UNet has nothing to lose
-    if trained_unet and "spatial" not in cfg.train:
+    if (cfg.init or assembles(cfg)) and "spatial" not in cfg.train:  # a fresh preset's UNet has nothing to lose
         raise SystemExit(f"the starting model predicts '{schedule['prediction_type']}' with zero terminal SNR "
                          f"{bool(schedule.get('rescale_betas_zero_snr'))}; changing that to {changes} needs the "
                          "spatial layers trained (train: [..., spatial], the appearance stage).")
@@ -100,6 +99,11 @@ def reinitialise(model, parts: list[str], seed: int) -> None:
     print(f"started afresh: {', '.join(parts)}")
 
 
+def assembles(cfg: TrainConfig) -> bool:
+    """Whether the starting model is assembled from SD 1.5 / AnimateDiff / Animate Anyone files."""
+    return bool(cfg.base or cfg.motion or cfg.animate_anyone)
+
+
 def _starting_model(cfg: TrainConfig, music: tuple[str, int]):
     from musedance_core.checkpoints.assemble import ModelSources, assemble
     from musedance_core.checkpoints.bundle import load_bundle
@@ -109,7 +113,7 @@ def _starting_model(cfg: TrainConfig, music: tuple[str, int]):
     if cfg.init:
         return load_bundle(cfg.init)
     encoder, dim = music
-    if cfg.base or cfg.motion or cfg.animate_anyone:
+    if assembles(cfg):
         sources = ModelSources(base=cfg.base or None, motion=cfg.motion or None,
                                animate_anyone=cfg.animate_anyone or None, tokenizer=cfg.tokenizer or None)
         model, report = assemble(sources, music_encoder=(encoder, dim))
