@@ -442,3 +442,19 @@ def test_reinit_starts_the_named_parts_afresh_and_keeps_the_others(tmp_path):
     assert all(float(p.detach().abs().max()) == 0.0 for n, p in motion.items() if ".proj_out." in n)  # zero, as a new model's
     spatial, before = named_trainable(model, ["spatial"]), named_trainable(old, ["spatial"])
     assert all(not torch.equal(p, before[n]) for n, p in spatial.items())
+
+
+def test_spatial_resnets_leave_the_spatial_attention_blocks_frozen(tmp_path):
+    """The paper's stage 2 freezes the spatial attention blocks; ``spatial_resnets`` trains the rest
+    of the denoising UNet's spatial layers (ResNet blocks, samplers, conv in/out, time embedding)."""
+    from musedance_core.training.steps import named_trainable, set_trainable
+
+    model = load_bundle(_saved_tiny(tmp_path / "m.safetensors"))
+    spatial, resnets = named_trainable(model, ["spatial"]), named_trainable(model, ["spatial_resnets"])
+    assert set(resnets) < set(spatial)
+    assert set(spatial) - set(resnets) == {n for n in spatial if ".attentions." in n}
+    assert any(".resnets." in n for n in resnets) and "denoising_unet.conv_in.weight" in resnets
+    trainable = set_trainable(model, ["spatial_resnets", "motion"])
+    for name, p in model.denoising_unet.named_parameters():
+        assert p.requires_grad == (".attentions." not in name or ".motion_modules." in name), name
+    assert set(trainable) == set(resnets) | set(named_trainable(model, ["motion"]))

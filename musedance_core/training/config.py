@@ -16,7 +16,8 @@ class TrainConfig:
     stage: str  # vae | appearance | motion
     data: str  # data-set folder with manifest.jsonl
     output_dir: str
-    train: list[str]  # parts to train: vae, text_encoder, reference_unet, spatial, motion, music, beat
+    train: list[str]  # parts to train (steps.PARTS): vae, vae_decoder, text_encoder, reference_unet, spatial,
+    # spatial_resnets (spatial without its attention blocks), motion, music, beat
     preset: str = "tiny"  # model to start from when `init` is empty
     init: str = ""  # bundle written by the previous stage
     # or, for the first stage of a real model, the files to assemble it from (checkpoints/assemble.py)

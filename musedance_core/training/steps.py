@@ -23,7 +23,7 @@ from ..models.musedance import MuseDanceModel
 from .losses import diffusion_loss, min_snr_weights, offset_noise, sample_timesteps, training_target
 
 STAGES = ("vae", "appearance", "motion")
-PARTS = ("vae", "vae_decoder", "text_encoder", "reference_unet", "spatial", "motion", "music", "beat")
+PARTS = ("vae", "vae_decoder", "text_encoder", "reference_unet", "spatial", "spatial_resnets", "motion", "music", "beat")
 VAE_KL_WEIGHT = 1e-6
 
 
@@ -49,9 +49,11 @@ def named_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.
                 module = getattr(model.vae, sub, None)
                 if module is not None:
                     out.update({f"vae.{sub}.{name}": p for name, p in module.named_parameters()})
-        elif part in ("spatial", "motion"):
+        elif part in ("spatial", "spatial_resnets", "motion"):
             for name, p in model.denoising_unet.named_parameters():
                 is_motion = ".motion_modules." in name
+                if part == "spatial_resnets" and ".attentions." in name:
+                    continue  # the paper's stage 2 freezes the spatial attention blocks only
                 if is_motion == (part == "motion"):
                     out[f"{'motion' if is_motion else 'denoising_unet'}.{name}"] = p
         else:
