@@ -458,3 +458,28 @@ def test_spatial_resnets_leave_the_spatial_attention_blocks_frozen(tmp_path):
     for name, p in model.denoising_unet.named_parameters():
         assert p.requires_grad == (".attentions." not in name or ".motion_modules." in name), name
     assert set(trainable) == set(resnets) | set(named_trainable(model, ["motion"]))
+
+
+def test_repeat_by_style_lists_the_named_styles_more_often_in_place():
+    from musedance_core.errors import InputError
+    from musedance_core.training.data import repeat_by_style
+
+    records = [{"id": "a", "style": "tilt"}, {"id": "b", "style": "bounce"}, {"id": "c", "style": "spin"}, {"id": "d"}]
+    shown = repeat_by_style(records, {"tilt": 3, "spin": 2})
+    assert [r["id"] for r in shown] == ["a", "a", "a", "b", "c", "c", "d"]
+    assert repeat_by_style(records, {}) == tuple(records)
+    with pytest.raises(InputError, match=r"names \['tlit'\], which no training clip has.*'bounce', 'spin', 'tilt'"):
+        repeat_by_style(records, {"tlit": 2})
+
+
+@pytest.mark.parametrize("override, message", [
+    ("repeat_by_style={tlit: 2}", "repeat_by_style names ['tlit'], which no training clip has"),
+    ("repeat_by_style={tilt: 0.5}", "'tilt' must repeat a whole number of times (1 or more); got 0.5"),
+])
+def test_train_py_reports_a_style_mistake_as_one_line_not_a_traceback(runs, tmp_path, override, message):
+    _, data = runs
+    run = _train("tiny_stage2.yaml", f"data={data}", f"output_dir={tmp_path / 'out'}", override, check=False)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(f"train.py: {message}"), run.stderr[-1000:]
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing half-written

@@ -66,4 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from musedance_core.errors import MuseDanceError
+
+    try:
+        sys.exit(main())
+    except MuseDanceError as exc:  # a config or data mistake: the reason, not a traceback
+        sys.exit(f"export_bundle.py: {exc}")

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers import DDPMScheduler
 
     from musedance_core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-    from musedance_core.training.data import BatchStream, ClipSampler, read_manifest
+    from musedance_core.training.data import BatchStream, ClipSampler, read_manifest, repeat_by_style
     from musedance_core.training.report import plot_losses, validation_videos
     from musedance_core.training.steps import LossSettings, diffusion_step_loss, set_trainable, vae_loss
 
@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation)
     records = tuple(read_manifest(cfg.data, "train"))
+    shown = repeat_by_style(records, cfg.repeat_by_style)  # before the model: a typo fails at once
     music = data_music(cfg.data, records)
     model = build_model(cfg, music, data_beat_features(cfg.data, records))
     if (model.config.music_encoder, model.config.music_dim) != music:
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ema = {k: v.detach().clone() for k, v in trainable.items()} if cfg.ema_decay > 0 else None
 
     mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[cfg.stage]
-    sampler = ClipSampler(Path(cfg.data), records, mode, cfg.num_frames, cfg.reference_window, cfg.seed)
+    sampler = ClipSampler(Path(cfg.data), shown, mode, cfg.num_frames, cfg.reference_window, cfg.seed)
     stream = BatchStream(sampler, cfg.batch_size)
     step = 0
     resume = latest_checkpoint(out)
@@ -313,4 +314,9 @@ def ema_weights(trainable: dict[str, torch.nn.Parameter], ema: dict[str, torch.T
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from musedance_core.errors import MuseDanceError
+
+    try:
+        sys.exit(main())
+    except MuseDanceError as exc:  # a config or data mistake: the reason, not a traceback
+        sys.exit(f"train.py: {exc}")

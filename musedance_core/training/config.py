@@ -49,6 +49,7 @@ class TrainConfig:
     timestep_shift: float = 1.0  # > 1 trains more at high noise (SD3 shift); 1 = uniform timesteps
     num_frames: int = 16  # stage 2 clip length
     reference_window: int = 12  # stage 1: reference at most this many frames from the target
+    repeat_by_style: dict = field(default_factory=dict)  # {style: n}: clips of that manifest style n times per epoch
     checkpoint_every: int = 200
     validate_every: int = 0  # 0 = never during training
     validation_clips: int = 2
@@ -67,6 +68,10 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 0 and below 1; got {getattr(self, name)}.")
         if self.prediction_type not in ("", "epsilon", "v_prediction"):
             raise InputError(f"prediction_type must be epsilon or v_prediction; got '{self.prediction_type}'.")
+        for style, times in self.repeat_by_style.items():
+            if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+                raise InputError(f"repeat_by_style: '{style}' must repeat a whole number of times (1 or more); "
+                                 f"got {times!r}.")
         if not self.timestep_shift > 0:
             raise InputError(f"timestep_shift must be above 0 (1 = uniform timesteps); got {self.timestep_shift}.")
 

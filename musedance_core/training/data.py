@@ -34,6 +34,19 @@ def read_manifest(root: str | Path, split: str | None = None) -> list[dict]:
     return records
 
 
+def repeat_by_style(records: list[dict] | tuple[dict, ...], times: dict[str, int]) -> tuple[dict, ...]:
+    """Each clip whose manifest ``style`` is a key of ``times`` listed that many times (in place), so
+    an epoch shows the styles a model finds hardest more often; every copy draws its own window.
+    A style no training clip has is an error: a typo would otherwise change nothing, silently."""
+    present = {r.get("style") for r in records}
+    missing = sorted(set(times) - present)
+    if missing:
+        named = sorted(s for s in present if s)
+        raise InputError(f"repeat_by_style names {missing}, which no training clip has; the manifest's styles are "
+                         f"{named or 'none (no clip has a style field)'}.")
+    return tuple(r for r in records for _ in range(times.get(r.get("style"), 1)))
+
+
 @dataclass(frozen=True)
 class ClipSampler:
     """Turns a clip into one training example.
