@@ -480,6 +480,7 @@ def test_train_py_reports_a_style_mistake_as_one_line_not_a_traceback(runs, tmp_
     _, data = runs
     run = _train("tiny_stage2.yaml", f"data={data}", f"output_dir={tmp_path / 'out'}", override, check=False)
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1].startswith(f"train.py: {message}"), run.stderr[-1000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: ") and message in last, run.stderr[-1000:]
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing half-written
