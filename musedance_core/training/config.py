@@ -68,6 +68,9 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 0 and below 1; got {getattr(self, name)}.")
         if self.prediction_type not in ("", "epsilon", "v_prediction"):
             raise InputError(f"prediction_type must be epsilon or v_prediction; got '{self.prediction_type}'.")
+        if not isinstance(self.repeat_by_style, dict):
+            raise InputError(f"repeat_by_style must map styles to counts, e.g. {{tilt: 3, spin: 3}}; "
+                             f"got {self.repeat_by_style!r}.")
         for style, times in self.repeat_by_style.items():
             if not isinstance(times, int) or isinstance(times, bool) or times < 1:
                 raise InputError(f"repeat_by_style: '{style}' must repeat a whole number of times (1 or more); "
