@@ -209,3 +209,34 @@ def test_a_data_set_with_the_older_beat_columns_is_not_topped_up(tmp_path):
     with pytest.raises(ValueError, match="older MuseDance.*7 beat features.*writes 11.*Delete the folder"):
         generate(CFG, root, 4, workers=1, log=_quiet)
     assert len(fmt.read_manifest(root)) == 2  # nothing added
+
+
+def test_a_data_set_of_another_generator_version_is_not_topped_up(tmp_path):
+    root = tmp_path / "v1"
+    generate(CFG, root, 2, workers=1, log=_quiet)
+    info = json.loads((root / fmt.INFO_NAME).read_text())
+    info["generator_version"] = 1
+    (root / fmt.INFO_NAME).write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="made by SynthDance generator v1; this is v2.*Delete the folder"):
+        generate(CFG, root, 4, workers=1, log=_quiet)
+    assert len(fmt.read_manifest(root)) == 2  # nothing added
+
+
+def test_captions_fit_the_text_encoder_and_name_the_spin_direction(songs):
+    """No caption is cut by the tiny models' tokenizer (the dance is named at its end), and a spin's
+    direction follows from its caption: 'clockwise' turns clockwise (negative angles), others the other way."""
+    from musedance_core.models.text import MAX_TOKENS, ByteTokenizer
+
+    tokenizer, song, seen = ByteTokenizer(), songs[0], set()
+    for index in range(120):
+        spec = clip_spec(CFG, song, index)
+        assert len(tokenizer.encode(spec.caption)) <= MAX_TOKENS - 2, spec.caption
+        if spec.style != "spin":
+            continue
+        _, arrays, _ = make_clip(CFG, song, index)
+        turn = arrays["motion"][:, 2]
+        clockwise = "clockwise" in spec.caption
+        assert np.abs(turn).max() > 90, spec.caption
+        assert (turn.min() < -90 and turn.max() <= 0) if clockwise else (turn.max() > 90 and turn.min() >= 0)
+        seen.add(clockwise)
+    assert seen == {True, False}  # both directions occur

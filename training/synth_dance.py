@@ -41,7 +41,7 @@ from musedance_core.audio.synth import (
 from musedance_core.training import dataset as fmt
 
 GENERATOR = "synthdance"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: tilts of 25-38 degrees (were 12-22), spin direction named by the caption, no cut captions
 SUPERSAMPLE = 4  # subjects are drawn at 4x and box-filtered down (antialiasing)
 MIN_SONG_SECONDS = 12.0  # the beat tracker's tempogram wants >= 8 s of context
 SONG_TAIL_S = 0.3  # clips end this far before the song's end (the last notes are cut off)
@@ -61,6 +61,10 @@ STYLE_PHRASES = {  # the first phrase is the canonical one
     "tilt": ("tilts left and right on every beat", "rocks from side to side on each beat",
              "tips back and forth on every beat"),
 }
+# A spin's direction is the caption's: the phrases above turn counter-clockwise, these clockwise. A direction
+# the caption does not fix would leave the model to average both turns into no turn at all.
+SPIN_CLOCKWISE_PHRASES = ("spins clockwise on the downbeats", "spins clockwise on every downbeat",
+                          "does a quick clockwise spin at each bar's start")
 CAPTION_TEMPLATES = (
     "{a} {color} {noun} {phrase}",
     "the {color} {noun} {phrase}",
@@ -253,7 +257,7 @@ def style_params(style: str, rng: np.random.Generator, size: float, x0: float, f
     elif style == "pulse":
         amp = rng.uniform(0.18, 0.30)
     elif style == "tilt":
-        amp = rng.uniform(12.0, 22.0)
+        amp = rng.uniform(25.0, 38.0)  # a lean the 16x16 latent of a 64 px frame still shows
     else:
         amp = 0.0
     return {"x0": x0, "y0": floor_y - size / 2, "amp": float(amp), "direction": float(rng.choice([-1.0, 1.0]))}
@@ -427,16 +431,26 @@ def clip_spec(cfg: SynthDanceConfig, song: Song, index: int, *, style: str | Non
     x0 = float(rng.uniform(0.42, 0.58))
     params = style_params(style, rng, size, x0, floor_y)
     noun = SUBJECT_NOUNS[subject][int(rng.integers(len(SUBJECT_NOUNS[subject])))]
-    phrase = STYLE_PHRASES[style][int(rng.integers(len(STYLE_PHRASES[style])))]
+    phrases = SPIN_CLOCKWISE_PHRASES if style == "spin" and params["direction"] < 0 else STYLE_PHRASES[style]
+    phrase = phrases[int(rng.integers(len(phrases)))]
     template = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))]
     article = "an" if picked[0][0] in "aeiou" else "a"
     caption = template.format(a=article, color=picked[0], noun=noun, phrase=phrase, background=background)
+    if caption_too_long(caption):  # the text encoder would cut off the dance's words: drop the extras
+        caption = CAPTION_TEMPLATES[0].format(a=article, color=picked[0], noun=noun, phrase=phrase)
     num_frames = num_frames or cfg.frames_for(song.split)
     if start_frame is None:
         last = int((cfg.song_length - SONG_TAIL_S) * cfg.fps) - num_frames
         start_frame = int(rng.integers(0, last + 1))
     return ClipSpec(index, style, subject, noun, picked[0], colors, background, bg_colors, size, floor_y,
                     params, caption, start_frame)
+
+
+def caption_too_long(caption: str) -> bool:
+    """Whether the tiny models' byte tokenizer would cut ``caption`` (its end, where the dance is named)."""
+    from musedance_core.models.text import MAX_TOKENS, ByteTokenizer
+
+    return len(ByteTokenizer().encode(caption)) > MAX_TOKENS - 2
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -538,7 +552,8 @@ def dataset_info(cfg: SynthDanceConfig) -> dict:
     return {"generator": GENERATOR, "generator_version": GENERATOR_VERSION, "config": asdict(cfg),
             "music_encoder": SPECTRAL_ENCODER_ID, "beat_features": list(BEAT_FEATURE_NAMES),
             "motion_columns": ["x", "y", "angle_deg", "scale"], "styles": list(STYLES),
-            "style_phrases": {k: list(v) for k, v in STYLE_PHRASES.items()}, "subjects": list(SUBJECTS),
+            "style_phrases": {k: list(v) for k, v in STYLE_PHRASES.items()},
+            "spin_clockwise_phrases": list(SPIN_CLOCKWISE_PHRASES), "subjects": list(SUBJECTS),
             "val_rule": "whole songs: song j is 'val' when floor((j+1)*val_fraction) > floor(j*val_fraction); "
                         "clip i belongs to song i // clips_per_song (record key 'music_id')"}
 
@@ -556,6 +571,10 @@ def generate(cfg: SynthDanceConfig, root: str | Path, num_clips: int, workers: i
     if old is not None and old.get("config") != info["config"]:
         raise ValueError(f"'{root}' holds a data set made with {old.get('config')}; this run asks for "
                          f"{info['config']}. Use another --out folder or the same parameters.")
+    if old is not None and old.get("generator_version", 1) != GENERATOR_VERSION:  # other motion or captions
+        raise ValueError(f"'{root}' was made by SynthDance generator v{old.get('generator_version', 1)}; this is "
+                         f"v{GENERATOR_VERSION}, whose clips differ, and one data set must not mix them. Delete the "
+                         "folder (or use another --out) to make it again.")
     fmt.check_same_beat_features(root, old, info)
     fmt.write_info(root, info)
     done = {r["id"] for r in fmt.read_manifest(root)}
