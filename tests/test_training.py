@@ -483,4 +483,20 @@ def test_train_py_reports_a_style_mistake_as_one_line_not_a_traceback(runs, tmp_
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("train.py: ") and message in last, run.stderr[-1000:]
     assert "Traceback" not in run.stderr
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing half-written
+    assert not (tmp_path / "out").exists()  # refused before anything is written: no empty run folder
+
+
+def test_resume_with_another_repeat_by_style_is_refused(runs, tmp_path):
+    """The saved data position indexes the epoch list repeat_by_style makes: a changed setting would
+    silently skip or repeat clips, so train.py names both settings and stops."""
+    base, data = runs
+    style = next(r["style"] for r in read_manifest(data, "train"))
+    args = [f"data={data}", f"init={base / 's1/model.safetensors'}", "num_frames=8", "validate_every=0",
+            "checkpoint_every=2", f"output_dir={tmp_path / 'out'}"]
+    _train("tiny_stage2.yaml", *args, "max_steps=2", f"repeat_by_style={{{style}: 2}}")
+    run = _train("tiny_stage2.yaml", *args, "max_steps=4", check=False)
+    assert run.returncode == 1
+    assert f"was written with repeat_by_style={{'{style}': 2}}, this run asks for {{}}" in run.stderr, run.stderr[-1500:]
+    assert not (tmp_path / "out/checkpoint-0000004").exists()
+    resumed = _train("tiny_stage2.yaml", *args, "max_steps=4", f"repeat_by_style={{{style}: 2}}")
+    assert "resumed from checkpoint-0000002" in resumed.stdout + resumed.stderr

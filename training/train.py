@@ -136,6 +136,15 @@ def check_checkpoint_parts(checkpoint: Path, weights: dict, trainable: dict) -> 
                      f"(unexpected {extra[:3]}, missing {missing[:3]}); {hint}.")
 
 
+def check_same_epoch_list(checkpoint: Path, state: dict, repeat: dict) -> None:
+    """Refuse to resume with another ``repeat_by_style``: the saved data position indexes the epoch's
+    clip list, which that setting makes, so the run would silently skip or repeat clips."""
+    saved = state.get("repeat_by_style")  # absent in checkpoints of older runs: nothing to compare
+    if saved is not None and saved != dict(repeat):
+        raise SystemExit(f"checkpoint '{checkpoint}' was written with repeat_by_style={saved}, this run asks for "
+                         f"{dict(repeat)}; resume with --set \"repeat_by_style={saved or '{}'}\" or start a new output_dir.")
+
+
 def data_beat_features(root: str, records) -> tuple[str, ...] | None:
     """Column names of a data set's beat features, from its first clip's width (None: no beats)."""
     import numpy as np
@@ -180,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation)
     records = tuple(read_manifest(cfg.data, "train"))
     shown = repeat_by_style(records, cfg.repeat_by_style)  # before the model: a typo fails at once
+    out = Path(cfg.output_dir)  # made once the data is known good: a mistake leaves no empty run folder
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation)
     music = data_music(cfg.data, records)
     model = build_model(cfg, music, data_beat_features(cfg.data, records))
     if (model.config.music_encoder, model.config.music_dim) != music:
@@ -213,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.load_state_dict(optimizer_state)
         ema = ema_state if ema is not None else None
         step = state["step"]
+        check_same_epoch_list(resume, state, cfg.repeat_by_style)
         stream = BatchStream(sampler, cfg.batch_size, **state["data"])
         accelerator.print(f"resumed from {resume.name} at step {step}")
     optimizer = accelerator.prepare(optimizer)
@@ -262,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             log.flush()
             save_checkpoint(out, step, {k: p for k, p in trainable.items()}, optimizer.state_dict(),
-                            {"data": stream.state, "config": str(args.config)}, ema)
+                            {"data": stream.state, "config": str(args.config),
+                             "repeat_by_style": dict(cfg.repeat_by_style)}, ema)
             plot_losses(log_path, out / "loss.png")
         if cfg.validate_every and cfg.stage != "vae" and step % cfg.validate_every == 0:
             with ema_weights(trainable, ema):
