@@ -500,3 +500,23 @@ def test_resume_with_another_repeat_by_style_is_refused(runs, tmp_path):
     assert not (tmp_path / "out/checkpoint-0000004").exists()
     resumed = _train("tiny_stage2.yaml", *args, "max_steps=4", f"repeat_by_style={{{style}: 2}}")
     assert "resumed from checkpoint-0000002" in resumed.stdout + resumed.stderr
+
+
+def test_the_demo_recipe_s_stages_chain_each_from_the_one_before():
+    """scripts/train_demo.sh runs tiny_<stage>.yaml in order; each stage must start from the model the
+    stage before it writes, or a fresh machine would train a stage on nothing (or on a stale run)."""
+    import re
+
+    from musedance_core.training.config import load_train_config
+
+    script = (ROOT / "scripts/train_demo.sh").read_text()
+    stages = re.search(r"for stage in ([\w ]+); do", script).group(1).split()
+    assert stages[0] == "vae" and stages[-1] == "stage2_resnets"
+    assert "cp runs/tiny/stage2_resnets/model.safetensors assets/demo/" in script
+    configs = [load_train_config(ROOT / f"training/configs/tiny_{stage}.yaml") for stage in stages]
+    for stage, cfg in zip(stages, configs):
+        assert Path(cfg.output_dir) == ROOT / "runs/tiny" / stage  # where the script looks for the stage's model
+        assert Path(cfg.data) == ROOT / "data/synthdance"  # where the script makes the data
+    for before, cfg in zip(configs, configs[1:]):
+        assert Path(cfg.init) == Path(before.output_dir) / "model.safetensors"
+    assert "spatial_resnets" in configs[-1].train and "spatial" not in configs[-1].train  # attention stays frozen
