@@ -520,3 +520,26 @@ def test_the_demo_recipe_s_stages_chain_each_from_the_one_before():
     for before, cfg in zip(configs, configs[1:]):
         assert Path(cfg.init) == Path(before.output_dir) / "model.safetensors"
     assert "spatial_resnets" in configs[-1].train and "spatial" not in configs[-1].train  # attention stays frozen
+
+
+def test_a_config_that_extends_another_replaces_only_its_own_keys(tmp_path):
+    from musedance_core.errors import InputError
+    from musedance_core.training.config import load_train_config
+
+    (tmp_path / "base.yaml").write_text("stage: motion\ndata: /d\noutput_dir: /o\ntrain: [motion]\nmax_steps: 7\n"
+                                        "mask_weight: 3.0\n")
+    (tmp_path / "variant.yaml").write_text("extends: base.yaml\ntrain: [spatial_resnets, motion]\nmax_steps: 9\n")
+    cfg = load_train_config(tmp_path / "variant.yaml", ["max_steps=11"])
+    assert (cfg.stage, cfg.mask_weight, cfg.train, cfg.max_steps) == ("motion", 3.0, ["spatial_resnets", "motion"], 11)
+    assert load_train_config(tmp_path / "base.yaml").train == ["motion"]  # the base itself is unchanged
+
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(InputError, match=r"extend each other in a loop: a.yaml -> b.yaml -> a.yaml"):
+        load_train_config(tmp_path / "a.yaml")
+    (tmp_path / "far.yaml").write_text("extends: ../elsewhere/base.yaml\n")
+    with pytest.raises(InputError, match="must name a config file beside it"):
+        load_train_config(tmp_path / "far.yaml")
+    (tmp_path / "orphan.yaml").write_text("extends: gone.yaml\n")
+    with pytest.raises(InputError, match=r"gone.yaml' not found \(named by 'extends' in orphan.yaml\)"):
+        load_train_config(tmp_path / "orphan.yaml")

@@ -85,13 +85,33 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config; ``overrides`` are ``key=value`` strings (values parsed as YAML).
-    Relative paths in the file are relative to the repository root (the folder holding training/)."""
+def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's keys; ``extends: other.yaml`` (beside it) first reads that file's keys, which
+    this file's own replace, so a variant states only what differs from the config it builds on."""
     import yaml
 
-    path = Path(path)
+    path = path.resolve()
+    if path in seen:
+        raise InputError(f"training configs extend each other in a loop: {' -> '.join(p.name for p in (*seen, path))}.")
+    if not path.is_file():
+        named_by = f" (named by 'extends' in {seen[-1].name})" if seen else ""
+        raise InputError(f"training config '{path}' not found{named_by}.")
     data = yaml.safe_load(path.read_text()) or {}
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or Path(base).name != base:
+        raise InputError(f"'extends' in {path.name} must name a config file beside it, e.g. extends: tiny_stage2.yaml; "
+                         f"got {base!r}.")
+    return _read_config_file(path.parent / base, (*seen, path)) | data
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (and the one it ``extends``); ``overrides`` are ``key=value`` strings (values
+    parsed as YAML). Relative paths in the file are relative to the repository root (the folder
+    holding training/)."""
+    path = Path(path)
+    data = _read_config_file(path)
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
