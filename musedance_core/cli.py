@@ -26,7 +26,9 @@ def _add_beats_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=None, help="seconds to analyse (default: to the end)")
     p.add_argument("--min-bpm", type=float, default=None, help="lowest tempo to consider (default 50)")
     p.add_argument("--max-bpm", type=float, default=None, help="highest tempo to consider (default 220)")
-    p.add_argument("--beats-per-bar", type=int, default=None, help="meter; default: estimate 3 or 4")
+    p.add_argument("--beats-per-bar", type=int, default=None, help="meter; default: estimate 2, 3 or 4")
+    p.add_argument("--beat-offset-ms", type=float, default=0.0,
+                   help="shift every beat by this many ms, -1000..1000 (+ = later; default 0)")
     p.add_argument("--plot", type=Path, default=None, help="write the beat plot to this PNG")
     p.add_argument("--json", type=Path, default=None, help="write beats, downbeats and tempo to this JSON")
     p.add_argument("--features", type=Path, default=None,
@@ -51,13 +53,14 @@ def run_beats(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         analysis = analyze(mono, audio.sample_rate)
         beats = track_beats(mono, audio.sample_rate, args.fps, min_bpm=args.min_bpm, max_bpm=args.max_bpm,
-                            beats_per_bar=args.beats_per_bar, analysis=analysis)
+                            beats_per_bar=args.beats_per_bar, beat_offset_ms=args.beat_offset_ms,
+                            analysis=analysis)
     elapsed = time.perf_counter() - t0
     print(f"{Path(args.music).name}: {audio.duration:.2f} s analysed from {audio.start:.2f} s "
           f"(source {audio.source_sample_rate} Hz)")
     if len(beats.beat_times):
         print(f"tempo {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats, {len(beats.downbeat_times)} downbeats "
-              f"({beats.beats_per_bar} beats per bar), pulse clarity {beats.pulse_clarity:.2f}")
+              f"({beats.beats_per_bar} beats per bar), confidence {beats.pulse_clarity:.2f}")
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"{beats.num_frames} frames at {beats.fps:g} fps; took {elapsed:.2f} s "

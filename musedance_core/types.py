@@ -69,7 +69,8 @@ class BeatTrack:
         fps: video frame rate the features are sampled at.
         duration: length of the analysed segment in seconds.
         local_tempo: [T] float32 tempo in BPM at each frame (0.0 where there is no beat).
-        pulse_clarity: 0..1, how periodic the onsets are (below MIN_PULSE_CLARITY, 0.25, counts as no beat).
+        pulse_clarity: 0..1, how sure the tracker is of the beat (mean beat probability at the beats; below
+            beats.NO_BEAT_CONFIDENCE counts as no beat).
         warnings: human-readable notes, e.g. "no beat found: the track is silent".
     """
 

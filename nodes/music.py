@@ -71,7 +71,11 @@ class MuseDanceBeatExtractor(io.ComfyNode):
                 io.Float.Input("max_bpm", default=0.0, min=0.0, max=300.0, step=1.0,
                                tooltip="Highest tempo to consider; 0 = automatic (220). Lower it to avoid double tempo."),
                 io.Int.Input("beats_per_bar", default=0, min=0, max=16,
-                             tooltip="Meter for downbeats; 0 = estimate 3 or 4."),
+                             tooltip="Meter for downbeats; 0 = estimate 2, 3 or 4 (6/8 counts 2 beats per bar)."),
+                # optional and last, so workflows saved before it still load and run
+                io.Float.Input("beat_offset_ms", default=0.0, min=-1000.0, max=1000.0, step=5.0, optional=True,
+                               tooltip="Shift every beat by this many milliseconds (+ = later), to nudge the "
+                                       "grid by hand."),
             ],
             outputs=[
                 MuseDanceBeats.Output(display_name="beats"),
@@ -90,7 +94,8 @@ class MuseDanceBeatExtractor(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, audio: dict, fps: float, min_bpm: float, max_bpm: float, beats_per_bar: int) -> io.NodeOutput:
+    def execute(cls, audio: dict, fps: float, min_bpm: float, max_bpm: float, beats_per_bar: int,
+                beat_offset_ms: float = 0.0) -> io.NodeOutput:
         import torch
 
         from ..musedance_core.audio.beats import track_beats
@@ -98,6 +103,6 @@ class MuseDanceBeatExtractor(io.ComfyNode):
 
         samples, rate = _mono(audio)
         beats = track_beats(samples, rate, fps, min_bpm=min_bpm or None, max_bpm=max_bpm or None,
-                            beats_per_bar=beats_per_bar or None)
+                            beats_per_bar=beats_per_bar or None, beat_offset_ms=beat_offset_ms or 0.0)
         plot = torch.from_numpy(beat_plot(samples, rate, beats)).float()[None] / 255.0  # (1, H, W, 3)
         return io.NodeOutput(beats, plot, float(beats.tempo), int(beats.num_frames))

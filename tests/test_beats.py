@@ -86,7 +86,7 @@ def test_silent_track_returns_no_beats_but_all_rows():
 
 
 def test_beatless_music_returns_no_beats():
-    with pytest.warns(UserWarning, match="no steady pulse"):
+    with pytest.warns(UserWarning, match="no beat found"):
         beats = track_beats(render_ambient(16.0, seed=2), 22050, FPS)
     assert len(beats.beat_times) == 0
     assert beats.frame_features.shape == (16 * 24, len(BEAT_FEATURE_NAMES))
@@ -203,7 +203,10 @@ def test_no_beats_in_the_reverb_tail():
     samples = np.concatenate([song.samples, tail.astype(np.float32)])
     beats = track_beats(samples, sr, FPS)
     assert beat_f_measure(song.beat_times, beats.beat_times) >= 0.95
-    assert beats.beat_times.max() <= song.beat_times.max() + 0.07
+    # The music stops dead at 12.0 s, on the grid (where the next beat falls): a beat there marks
+    # the cut. None may follow in the 2.5 s tail (the tracker must not keep its period through it).
+    music_end = len(song.samples) / sr
+    assert beats.beat_times.max() <= music_end + 0.07
 
 
 @pytest.mark.parametrize("seconds", [2.5, 4.0, 6.0])

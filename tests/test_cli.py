@@ -134,3 +134,15 @@ def test_animate_without_the_demo_model_says_how_to_restore_it(groove_file, tmp_
                      "--out", str(tmp_path / "x.mp4")])
     assert code == 2 and not (tmp_path / "x.mp4").exists()
     assert "demo model is missing" in capsys.readouterr().err
+
+
+def test_beat_offset_moves_the_written_beats(groove_file, tmp_path):
+    plain, shifted = tmp_path / "plain.json", tmp_path / "shifted.json"
+    assert _cli("beats", str(groove_file), "--json", str(plain)).returncode == 0
+    run = _cli("beats", str(groove_file), "--json", str(shifted), "--beat-offset-ms", "-30")
+    assert run.returncode == 0, run.stderr
+    a, b = (np.asarray(json.loads(p.read_text())["beat_times"]) for p in (plain, shifted))
+    moved = a - 0.03
+    assert np.allclose(b, moved[moved >= 0])  # a beat moved before the start is dropped
+    run = _cli("beats", str(groove_file), "--beat-offset-ms", "2000")
+    assert run.returncode == 2 and "beat_offset_ms must be between -1000 and 1000" in run.stderr

@@ -116,6 +116,8 @@ def test_nodes_are_registered_with_their_types(host):
     assert BUNDLE in loader["required"]["bundle"][1]["options"]
     assert info["MuseDanceModelLoader"]["input_order"]["optional"] == ["base_checkpoint", "motion_module"]
     assert "mm_a_v2.safetensors" in loader["optional"]["motion_module"][1]["options"]
+    assert info["MuseDanceBeatExtractor"]["input_order"]["optional"] == ["beat_offset_ms"]
+    assert info["MuseDanceBeatExtractor"]["input"]["optional"]["beat_offset_ms"][1]["default"] == 0.0
     assert loader["optional"]["base_checkpoint"][1]["default"] == "none"
 
 
@@ -166,6 +168,12 @@ def test_beats_only_workflow_saves_the_plot(host):
     entry = host.run(_workflow("musedance_beats_only.json"), timeout=120)
     plots = [p for p in host.output_files(entry) if p.suffix == ".png"]
     assert len(plots) == 1 and plots[0].stat().st_size > 1000
+    nudged = _workflow("musedance_beats_only.json")
+    _node(nudged, "MuseDanceBeatExtractor")["beat_offset_ms"] = 40.0  # the optional input, through the API
+    assert [p for p in host.output_files(host.run(nudged, timeout=120)) if p.suffix == ".png"]
+    out_of_range = _workflow("musedance_beats_only.json")
+    _node(out_of_range, "MuseDanceBeatExtractor")["beat_offset_ms"] = 5000.0
+    _expect_node_error(host, out_of_range, "MuseDanceBeatExtractor", "beat_offset_ms")
 
 
 def test_interrupt_mid_sampling_then_serve_the_next_prompt(host):

@@ -50,7 +50,7 @@ def runs(tmp_path_factory):
     _train("tiny_stage1.yaml", f"data={data}", f"init={base / 'vae/model.safetensors'}", f"output_dir={base / 's1'}",
            "max_steps=12", "learning_rate=1e-3", "checkpoint_every=12")
     _train("tiny_stage2.yaml", f"data={data}", f"init={base / 's1/model.safetensors'}", f"output_dir={base / 's2'}",
-           "max_steps=8", "num_frames=8", "learning_rate=1e-3", "checkpoint_every=4", "validate_every=8",
+           "max_steps=12", "num_frames=8", "learning_rate=1e-3", "checkpoint_every=6", "validate_every=12",
            "validation_clips=1", "validation_steps=1", "ema_decay=0.0")
     return base, data
 
@@ -254,18 +254,18 @@ def test_export_bundle_from_a_checkpoint_equals_the_run_s_bundle(runs, tmp_path)
         return subprocess.run([sys.executable, *common, *extra], cwd=ROOT, env=ENV, capture_output=True, text=True,
                               timeout=300)
 
-    run = export("--out", str(tmp_path / "last.safetensors"))  # the latest checkpoint: step 8, the run's end
+    run = export("--out", str(tmp_path / "last.safetensors"))  # the latest checkpoint: step 12, the run's end
     assert run.returncode == 0, run.stderr[-3000:]
     final, exported = load_file(str(base / "s2/model.safetensors")), load_file(str(tmp_path / "last.safetensors"))
     assert final.keys() == exported.keys() and all(torch.equal(final[k], exported[k]) for k in final)
-    run = export("--checkpoint", str(base / "s2/checkpoint-0000004"), "--out", str(tmp_path / "mid.safetensors"))
+    run = export("--checkpoint", str(base / "s2/checkpoint-0000006"), "--out", str(tmp_path / "mid.safetensors"))
     assert run.returncode == 0, run.stderr[-3000:]
     mid = load_file(str(tmp_path / "mid.safetensors"))
     assert not all(torch.equal(final[k], mid[k]) for k in final if k.startswith("motion."))
     assert load_bundle(tmp_path / "mid.safetensors").config == load_bundle(base / "s2/model.safetensors").config
     wrong = subprocess.run([sys.executable, "training/export_bundle.py", "--config", "training/configs/tiny_stage1.yaml",
                             "--set", f"data={data}", f"init={base / 'vae/model.safetensors'}",
-                            "--checkpoint", str(base / "s2/checkpoint-0000004"), "--out", str(tmp_path / "x.safetensors")],
+                            "--checkpoint", str(base / "s2/checkpoint-0000006"), "--out", str(tmp_path / "x.safetensors")],
                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert wrong.returncode != 0 and "does not hold the parts" in wrong.stderr
     assert not (tmp_path / "x.safetensors").exists()

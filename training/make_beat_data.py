@@ -95,7 +95,7 @@ def _jsonable(value):
     raise TypeError(f"cannot store {type(value).__name__} in a piece json")
 
 
-def write_index(out: Path, pieces: int) -> dict:
+def write_index(out: Path, pieces: int, seed: int | None = None) -> dict:
     records = []
     for i in range(pieces):
         path = out / f"piece_{i:05d}.json"
@@ -108,7 +108,8 @@ def write_index(out: Path, pieces: int) -> dict:
                for key in ("category", "style", "soundfont", "beats_per_bar")}
     summary["pieces"] = len(records)
     summary["hours"] = round(sum(r["duration"] for r in records) / 3600, 3)
-    index = {"generator_version": GENERATOR_VERSION, "sample_rate": SAMPLE_RATE, "summary": summary, "pieces": records}
+    index = {"generator_version": GENERATOR_VERSION, "seed": seed, "sample_rate": SAMPLE_RATE, "summary": summary,
+             "pieces": records}
     tmp = out / "index.json.tmp"
     tmp.write_text(json.dumps(index, indent=1))
     os.replace(tmp, out / "index.json")
@@ -142,7 +143,7 @@ def generate(out: Path, pieces: int, seed: int, seconds_range: tuple[float, floa
         if pool is not None:
             pool.terminate()
     seconds = time.perf_counter() - t0
-    summary = write_index(out, pieces)
+    summary = write_index(out, pieces, seed)
     return {"written": len(tasks), "skipped": pieces - len(tasks), "seconds": seconds, "summary": summary}
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from ..errors import InputError
 from ..types import MusicFeatures, num_video_frames
 from .analysis import N_MELS, SpectralAnalysis, analyze, pool_to_frames
-from .beats import check_fps, tempogram
+from .beats import check_fps
+from .tempogram import tempogram
 
 SPECTRAL_ENCODER_ID = "spectral-v1"
 SPECTRAL_MELS = 32  # the 64 analysis mel bands averaged in pairs
@@ -76,7 +77,7 @@ def _standardize(x: np.ndarray) -> np.ndarray:
 
 def _tempo_summary(analysis: SpectralAnalysis, fps: float, num_frames: int) -> np.ndarray:
     """Mean tempogram strength in each tempo band, per video frame: [T, len(TEMPO_BANDS_BPM)-1]."""
-    from .beats import beat_envelope
+    from .tempogram import beat_envelope
 
     n_bands = len(TEMPO_BANDS_BPM) - 1
     if num_frames == 0:
