@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musedance_core.audio.analysis import SpectralAnalysis, analyze
-from musedance_core.audio.beats import _drop_silent_beats, _finish, check_fps, check_tempo_range, tempo_from_beats
+from musedance_core.audio.beats import _finish, audible_beats, check_fps, check_tempo_range, tempo_from_beats
 from musedance_core.audio.tempogram import beat_envelope, tempogram
 from musedance_core.errors import InputError
 from musedance_core.types import BeatTrack, num_video_frames
@@ -115,7 +115,7 @@ def track_beats_dsp(
     if tempo.bpm * 2 <= min(hi, PREFER_MAX_BPM) and midpoint_ratio(envelope, beat_frames) >= DOUBLE_TEMPO_RATIO:
         tempo = TempoEstimate(tempo.bpm * 2, tempo.local_bpm * 2, tempo.clarity)
         beat_frames = dp_beats(envelope, tempo.local_bpm, analysis.frame_rate)
-    beat_frames = _drop_silent_beats(beat_frames, analysis)
+    beat_frames = beat_frames[audible_beats(beat_frames, analysis)]
     beat_frames = trim_trailing_beats(beat_frames, analysis)
     if len(beat_frames) < 2:
         notes.append("no beat found: fewer than two beats were detected.")
@@ -249,7 +249,7 @@ def trim_trailing_beats(beat_frames: np.ndarray, analysis: SpectralAnalysis) -> 
     a decaying reverb tail stays weak) within ``TRIM_SEARCH_S``; the beats after the last one at
     least ``TRIM_ONSET_RATIO`` times the RMS strength over all beats are removed. Leading beats
     are not trimmed: a quiet intro has weak onsets but real beats, and leading silence is already
-    dropped by ``_drop_silent_beats``.
+    dropped by ``audible_beats``.
     """
     if len(beat_frames) == 0:
         return beat_frames

@@ -92,7 +92,7 @@ def track_beats(
     decoded = decode_beats(beat_activations(mono), FRAME_RATE, lo, hi, meters)
     beat_times = decoded.beats / FRAME_RATE + offset_s
     keep = (beat_times >= 0) & (beat_times <= analysis.duration)
-    keep[keep] = _drop_silent_beats_mask(beat_times[keep] * analysis.frame_rate, analysis)
+    keep[keep] = audible_beats(beat_times[keep] * analysis.frame_rate, analysis)
     beat_times, positions = beat_times[keep], decoded.positions[keep]
     if decoded.salience < NO_BEAT_CONFIDENCE or len(beat_times) < 2:
         why = (f"no pulse the tracker is sure of (confidence {decoded.salience:.2f} < {NO_BEAT_CONFIDENCE})"
@@ -146,13 +146,9 @@ def check_tempo_range(min_bpm: float | None, max_bpm: float | None) -> tuple[flo
     return lo, hi
 
 
-def _drop_silent_beats(beat_frames: np.ndarray, analysis: SpectralAnalysis) -> np.ndarray:
-    """Remove beats at moments far quieter than the track's peak (leading/trailing silence)."""
-    return beat_frames[_drop_silent_beats_mask(beat_frames, analysis)]
-
-
-def _drop_silent_beats_mask(beat_frames: np.ndarray, analysis: SpectralAnalysis) -> np.ndarray:
-    """True for the beats (in analysis frames) at moments less than SILENT_BEAT_DB below the peak."""
+def audible_beats(beat_frames: np.ndarray, analysis: SpectralAnalysis) -> np.ndarray:
+    """True for the beats (in analysis frames) at moments less than SILENT_BEAT_DB below the track's
+    peak: beats in leading or trailing silence or a silent break are False."""
     if len(beat_frames) == 0:
         return np.zeros(0, bool)
     from scipy.ndimage import maximum_filter1d
