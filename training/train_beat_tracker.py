@@ -150,21 +150,9 @@ def _config_key(cfg: BeatTrainConfig) -> dict:
 
 def validate(net, pieces) -> dict:
     """Beat and downbeat F-measure of the decoded beats on held-out pieces, per category."""
-    from musedance_core.audio.beat_decode import decode_beats
-    from musedance_core.audio.beat_net import FRAME_RATE
-    from musedance_core.metrics import beat_f_measure
+    from musedance_core.training.beat_tracker import piece_activations, score_pieces
 
-    rows = []
-    with torch.inference_mode():
-        for piece in pieces:
-            act = torch.sigmoid(net(piece.mel.float()[None])[0]).numpy()
-            decoded = decode_beats(act, FRAME_RATE, 50.0, 220.0)
-            beats = decoded.beats / FRAME_RATE
-            downs = beats[decoded.positions == 0]
-            rows.append({"piece": piece.name, "category": piece.category, "salience": round(decoded.salience, 3),
-                         "beat_f": round(beat_f_measure(piece.beats, beats), 4) if len(piece.beats) else None,
-                         "downbeat_f": round(beat_f_measure(piece.downbeats, downs), 4) if len(piece.beats) else None,
-                         "num_beats": int(len(beats))})
+    rows = score_pieces(pieces, piece_activations(net, pieces))
     summary = {}
     for cat in sorted({r["category"] for r in rows}) + ["all"]:
         group = [r for r in rows if cat in ("all", r["category"])]

@@ -20,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,33 +41,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from musedance_core.audio.beat_decode import DecodeSettings, decode_beats
-    from musedance_core.audio.beat_net import FRAME_RATE, load_beat_net
-    from musedance_core.audio.beats import DEFAULT_MAX_BPM, DEFAULT_MIN_BPM
-    from musedance_core.metrics import beat_f_measure
-    from musedance_core.training.beat_tracker import load_pieces
+    from musedance_core.audio.beat_decode import DecodeSettings
+    from musedance_core.audio.beat_net import load_beat_net
+    from musedance_core.training.beat_tracker import load_pieces, piece_activations, score_pieces
 
     args = parse_args(argv)
     net = load_beat_net(args.weights)
     pieces = load_pieces(args.data, net.config.n_mels)
-    with torch.inference_mode():
-        acts = [torch.sigmoid(net(p.mel.float()[None])[0]).numpy().astype(np.float64) for p in pieces]
+    acts = piece_activations(net, pieces)
     results = []
     for values in itertools.product(*GRID.values()):
         settings = DecodeSettings(**dict(zip(GRID, values)))
         t0 = time.perf_counter()
-        beat_f, down_f, conf = [], [], {"beats": [], "beatless": []}
-        for piece, act in zip(pieces, acts):
-            out = decode_beats(act, FRAME_RATE, DEFAULT_MIN_BPM, DEFAULT_MAX_BPM, settings=settings)
-            beats = out.beats / FRAME_RATE
-            conf["beats" if len(piece.beats) else "beatless"].append(out.salience)
-            if len(piece.beats):
-                beat_f.append(beat_f_measure(piece.beats, beats))
-                down_f.append(beat_f_measure(piece.downbeats, beats[out.positions == 0]))
-        row = {"settings": asdict(settings), "beat_f": float(np.mean(beat_f)), "downbeat_f": float(np.mean(down_f)),
-               "score": float(np.mean(beat_f) + 0.5 * np.mean(down_f)), "seconds": time.perf_counter() - t0,
-               "confidence_beats_p5": float(np.percentile(conf["beats"], 5)) if conf["beats"] else None,
-               "confidence_beatless_max": float(max(conf["beatless"])) if conf["beatless"] else None}
+        rows = score_pieces(pieces, acts, settings)
+        scored = [r for r in rows if r["beat_f"] is not None]
+        beatless = [r["salience"] for r in rows if r["beat_f"] is None]
+        beat_f, down_f = np.mean([r["beat_f"] for r in scored]), np.mean([r["downbeat_f"] for r in scored])
+        row = {"settings": asdict(settings), "beat_f": float(beat_f), "downbeat_f": float(down_f),
+               "score": float(beat_f + 0.5 * down_f), "seconds": time.perf_counter() - t0,
+               "confidence_beats_p5": float(np.percentile([r["salience"] for r in scored], 5)) if scored else None,
+               "confidence_beatless_max": float(max(beatless)) if beatless else None}
         results.append(row)
         print(f"{dict(zip(GRID, values))}: beat F {row['beat_f']:.4f}, downbeat F {row['downbeat_f']:.4f}, "
               f"confidence beats p5 {row['confidence_beats_p5']}, beatless max {row['confidence_beatless_max']}",

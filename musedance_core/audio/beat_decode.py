@@ -16,7 +16,7 @@ through a quiet intro or a break at the tempo around them; afterwards the leadin
 beats with next to no evidence are trimmed (``trim_edges``; beats in near-silence are dropped in
 ``beats.py``). Because every interval is at least the shortest one allowed, all frames of a block
 that short depend only on frames before the block: the recursion runs one block at a time in
-numpy (about 15 blocks per second of music).
+numpy (about four blocks per second of music: 13 frames at 220 BPM, 50 frames per second).
 
 The tempo range (``min_bpm``/``max_bpm``) bounds the interval, which is how a user picks the
 octave; the meters allowed are 2, 3 and 4 beats per bar unless one is given.

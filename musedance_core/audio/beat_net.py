@@ -34,8 +34,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import MuseDanceError
+from .analysis import ANALYSIS_SAMPLE_RATE
 
-NET_SAMPLE_RATE = 22050
+NET_SAMPLE_RATE = ANALYSIS_SAMPLE_RATE  # one resampling serves the net and the spectral analysis
 HOP = 441
 FRAME_RATE = NET_SAMPLE_RATE / HOP  # 50 frames per second
 N_FFT = 1024

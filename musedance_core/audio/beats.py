@@ -74,8 +74,15 @@ def track_beats(
     if beats_per_bar is not None and not (1 <= int(beats_per_bar) <= 16):
         raise InputError(f"beats_per_bar must be 1..16 (or None to estimate it); got {beats_per_bar}.")
     offset_s = check_beat_offset(beat_offset_ms) / 1000.0
+    # the network and the analysis read the same rate: resample once, for both
+    mono = np.asarray(samples, np.float32)
+    rate = sample_rate
+    if sample_rate != NET_SAMPLE_RATE and mono.ndim == 1 and mono.size:  # else analyze() names the problem
+        import soxr
+
+        mono, rate = soxr.resample(mono, sample_rate, NET_SAMPLE_RATE, quality="HQ").astype(np.float32), NET_SAMPLE_RATE
     if analysis is None:
-        analysis = analyze(samples, sample_rate)
+        analysis = analyze(mono, rate)
     num_frames = num_video_frames(analysis.duration, fps)
     notes: list[str] = []
     empty = np.zeros(0, np.float64)
@@ -83,11 +90,6 @@ def track_beats(
         notes.append(f"no beat found: the audio is silent (loudest moment {analysis.peak_dbfs:.0f} dBFS).")
         return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, 0.0, notes)
 
-    mono = np.asarray(samples, np.float32)
-    if sample_rate != NET_SAMPLE_RATE:
-        import soxr
-
-        mono = soxr.resample(mono, sample_rate, NET_SAMPLE_RATE).astype(np.float32)
     meters = (int(beats_per_bar),) if beats_per_bar else DEFAULT_METERS
     decoded = decode_beats(beat_activations(mono), FRAME_RATE, lo, hi, meters)
     beat_times = decoded.beats / FRAME_RATE + offset_s

@@ -235,3 +235,30 @@ class EMA:
     def copy_to(self, net: BeatNet) -> BeatNet:
         net.load_state_dict(self.shadow)
         return net
+
+
+def piece_activations(net: BeatNet, pieces: list[Piece]) -> list[np.ndarray]:
+    """Beat and downbeat probabilities (T, 2) of each piece; the network runs once per piece."""
+    with torch.inference_mode():
+        return [torch.sigmoid(net(p.mel.float()[None])[0]).numpy().astype(np.float64) for p in pieces]
+
+
+def score_pieces(pieces: list[Piece], activations: list[np.ndarray], settings=None) -> list[dict]:
+    """Decode each piece's activations (default tempo range and meters) and score them against its
+    labels: one row per piece with its confidence and, where it has beats, beat and downbeat F."""
+    from ..audio.beat_decode import DecodeSettings, decode_beats
+    from ..audio.beats import DEFAULT_MAX_BPM, DEFAULT_MIN_BPM
+    from ..metrics import beat_f_measure
+
+    rows = []
+    for piece, act in zip(pieces, activations, strict=True):
+        decoded = decode_beats(act, FRAME_RATE, DEFAULT_MIN_BPM, DEFAULT_MAX_BPM,
+                               settings=settings or DecodeSettings())
+        beats = decoded.beats / FRAME_RATE
+        labelled = len(piece.beats) > 0
+        rows.append({"piece": piece.name, "category": piece.category, "salience": round(decoded.salience, 3),
+                     "beat_f": round(beat_f_measure(piece.beats, beats), 4) if labelled else None,
+                     "downbeat_f": (round(beat_f_measure(piece.downbeats, beats[decoded.positions == 0]), 4)
+                                    if labelled else None),
+                     "num_beats": int(len(beats))})
+    return rows
