@@ -106,9 +106,11 @@ def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=float, default=0.0, help="music start in seconds (default 0)")
     p.add_argument("--seconds", type=float, default=None, help="music length to use (default: to the end)")
     p.add_argument("--frames", type=int, default=d.num_frames, help="frames to make; 0 = as long as the music (default)")
-    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the model's, e.g. 12 for tiny)")
-    p.add_argument("--width", type=int, default=d.width, help="video width, multiple of 8 (default %(default)s)")
-    p.add_argument("--height", type=int, default=d.height, help="video height, multiple of 8 (default %(default)s)")
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the model's, 12 for the demo)")
+    p.add_argument("--width", type=int, default=d.width,
+                   help="video width, multiple of 8; 0 = the size the model was trained at (default; 64 for the demo)")
+    p.add_argument("--height", type=int, default=d.height,
+                   help="video height, multiple of 8; 0 = the model's (default)")
     p.add_argument("--steps", type=int, default=d.steps, help="denoising steps (default %(default)s)")
     p.add_argument("--cfg", type=float, default=d.cfg, help="classifier-free guidance scale (default %(default)s)")
     p.add_argument("--prompt-guidance", type=float, default=d.prompt_guidance,
@@ -153,7 +155,7 @@ def add_source_arguments(p: argparse.ArgumentParser, bundle_help: str = "MuseDan
     p.add_argument("--animate-anyone", type=Path, default=None,
                    help="folder with Moore-AnimateAnyone reference_unet.pth, denoising_unet.pth, motion_module.pth")
     p.add_argument("--tokenizer", type=Path, default=None,
-                   help="CLIP tokenizer folder (vocab.json + merges.txt); default: the base folder's, or ComfyUI's")
+                   help="CLIP tokenizer folder (vocab.json + merges.txt); default: the base folder's, else the built-in CLIP tokenizer")
 
 
 def _add_inspect_parser(sub: argparse._SubParsersAction) -> None:

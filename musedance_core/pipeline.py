@@ -44,6 +44,7 @@ from .devices import OFFLOAD_MODES, StageOffload, ensure_sdpa
 from .errors import InputError
 from .images import check_size, fit_image
 from .models.musedance import FrameConditions, MuseDanceModel, ReferenceBank, transformer_blocks
+from .preview import denoised_estimate
 from .schedulers import SCHEDULERS, context_windows, make_scheduler
 from .types import BeatTrack, MusicFeatures, select_beat_features
 
@@ -56,13 +57,17 @@ DEFAULT_DECODE_CHUNK = 8
 
 @dataclass(frozen=True)
 class Progress:
-    """Passed to the callback after every window of every step."""
+    """Passed to the callback after every window of every step (after the step's update for its
+    last window, which carries the step's ``denoised`` estimate for previews)."""
 
     step: int  # 0-based denoising step
     steps: int
     window: int  # 0-based window within the step
     windows: int
     latents: torch.Tensor  # [1, C, T, h, w] current latents (before this step's update)
+    # [1, C, T, h, w] the scheduler's estimate of the clean latents from this step (DDIM/Euler's
+    # pred_original_sample, DPM-Solver++'s data prediction); only on a step's last window, else None
+    denoised: torch.Tensor | None = None
 
     @property
     def done(self) -> int:
@@ -88,8 +93,8 @@ class AnimateSettings:
     """Sampler settings with their defaults (see README: Animate Image)."""
 
     num_frames: int = 0  # 0 = as long as the music
-    width: int = 256
-    height: int = 256
+    width: int = 0  # 0 = the size the model was trained at (MuseDanceConfig.frame_size)
+    height: int = 0
     steps: int = 25
     cfg: float = 3.5
     prompt_guidance: float = 0.0  # extra push towards the prompt's dance; 0 = off (one branch fewer)
@@ -146,7 +151,9 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
         raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}; got '{s.scheduler}'.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        width, height = check_size(s.width, s.height, max(8, model.vae_scale_factor))
+        trained_width, trained_height = model.config.frame_size
+        width, height = check_size(int(s.width) or trained_width, int(s.height) or trained_height,
+                                   max(8, model.vae_scale_factor))
     notes.extend(str(w.message) for w in caught)
     length = int(s.context_length)
     if length > model.config.max_context_frames:
@@ -258,10 +265,14 @@ class MuseDancePipeline:
                 wts = window.weights.to(device)
                 prediction[:, :, window.frames] += out * wts[None, None, :, None, None]
                 weight[window.frames] += wts
-                if callback is not None:
+                if callback is not None and index < len(windows) - 1:
                     callback(Progress(step, s.steps, index, len(windows), latents))
             prediction = prediction / weight[None, None, :, None, None]
-            latents = scheduler.step(prediction, t, latents).prev_sample
+            update = scheduler.step(prediction, t, latents)
+            if callback is not None:  # the step's last window: after the update, with its clean estimate
+                callback(Progress(step, s.steps, len(windows) - 1, len(windows), latents,
+                                  denoised_estimate(scheduler, update)))
+            latents = update.prev_sample
 
         offload.stage(self.decode_parts())
         with warnings.catch_warnings(record=True) as caught:

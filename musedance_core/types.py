@@ -89,6 +89,15 @@ class BeatTrack:
     def num_frames(self) -> int:
         return int(self.frame_features.shape[0])
 
+    def feature(self, name: str) -> np.ndarray:
+        """One column of ``frame_features`` by name, e.g. "beat_pulse": [T] float32."""
+        if name not in BEAT_FEATURE_NAMES:
+            raise InputError(f"unknown beat feature '{name}'; choose one of {', '.join(BEAT_FEATURE_NAMES)}.")
+        index = BEAT_FEATURE_NAMES.index(name)
+        if index >= self.frame_features.shape[1]:
+            raise InputError(f"these beats have no '{name}' column (made by an older MuseDance); compute them again.")
+        return self.frame_features[:, index]
+
     def to_dict(self) -> dict:
         """JSON-ready summary (times rounded to 1 ms)."""
         return {

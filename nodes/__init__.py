@@ -6,10 +6,11 @@ from comfy_api.latest import ComfyExtension, io
 
 from .animate import MuseDanceAnimateImage
 from .model_loader import MuseDanceModelLoader
-from .music import MuseDanceBeatExtractor, MuseDanceMusicEncoder
+from .music import MuseDanceBeatExtractor, MuseDanceMusicEncoder, MuseDanceMusicEncoderLoader
 
 NODES: list[type[io.ComfyNode]] = [
     MuseDanceModelLoader,
+    MuseDanceMusicEncoderLoader,
     MuseDanceMusicEncoder,
     MuseDanceBeatExtractor,
     MuseDanceAnimateImage,

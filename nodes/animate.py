@@ -13,6 +13,7 @@ from .types import CATEGORY, MuseDanceBeats, MuseDanceModel, MuseDanceMusic
 def _settings_inputs() -> list:
     from ..musedance_core.images import MAX_SIZE, MIN_SIZE
     from ..musedance_core.pipeline import MAX_CFG, MAX_FRAMES, MAX_STEPS, MAX_STRENGTH, AnimateSettings
+    from ..musedance_core.devices import OFFLOAD_MODES
     from ..musedance_core.schedulers import SCHEDULERS
 
     d = AnimateSettings()
@@ -27,10 +28,11 @@ def _settings_inputs() -> list:
                        tooltip="Strength of the music branch; 0 = ignore the music features."),
         io.Float.Input("beat_strength", default=d.beat_strength, min=0.0, max=MAX_STRENGTH, step=0.05,
                        tooltip="Strength of the beat branch; 0 = ignore the beats."),
-        io.Int.Input("width", default=d.width, min=MIN_SIZE, max=MAX_SIZE, step=8,
-                     tooltip="Video width (multiple of 8). The image is scaled to cover it and centre-cropped."),
-        io.Int.Input("height", default=d.height, min=MIN_SIZE, max=MAX_SIZE, step=8,
-                     tooltip="Video height (multiple of 8)."),
+        io.Int.Input("width", default=d.width, min=0, max=MAX_SIZE, step=8,
+                     tooltip=f"Video width (multiple of 8, at least {MIN_SIZE}); 0 = the size the model was trained "
+                             "at (64 for the demo). The image is scaled to cover the frame and centre-cropped."),
+        io.Int.Input("height", default=d.height, min=0, max=MAX_SIZE, step=8,
+                     tooltip="Video height (multiple of 8); 0 = the model's."),
         io.Int.Input("frames", default=0, min=0, max=MAX_FRAMES,
                      tooltip="Frames to make; 0 = as long as the music. More than the music is cut to the music."),
         io.Int.Input("context_length", default=d.context_length, min=1, max=64,
@@ -45,6 +47,16 @@ def _settings_inputs() -> list:
         io.Float.Input("prompt_guidance", default=d.prompt_guidance, min=0.0, max=MAX_CFG, step=0.1, optional=True,
                        tooltip="Extra push towards the dance the prompt names, against the same image and music "
                                "with an empty prompt. 0 = off; each step then costs one branch less."),
+        # low-memory switches (the CLI's --vae-tiling, --decode-chunk, --offload)
+        io.Boolean.Input("vae_tiling", default=d.vae_tiling, optional=True,
+                         tooltip="Decode frames larger than the VAE's tile (512 px for SD 1.5) in overlapping "
+                                 "tiles: less memory, faint seams possible."),
+        io.Int.Input("decode_chunk", default=d.decode_chunk, min=1, max=MAX_FRAMES, optional=True,
+                     tooltip="Frames per VAE decode call; 1 = least memory."),
+        io.Combo.Input("offload", options=list(OFFLOAD_MODES), default=d.offload, optional=True,
+                       tooltip="stages = keep only the running stage's modules on the GPU (text encoder and "
+                               "ReferenceNet, then the UNet, then the VAE decoder): lower peak memory, a little "
+                               "slower. none = ComfyUI loads the whole model."),
     ]
 
 
@@ -86,24 +98,35 @@ class MuseDanceAnimateImage(io.ComfyNode):
     def execute(cls, model, image, music, beats, audio, prompt: str, negative_prompt: str, seed: int, steps: int,
                 cfg: float, music_strength: float, beat_strength: float, width: int, height: int, frames: int,
                 context_length: int, context_overlap: int, scheduler: str, keep_model_loaded: bool,
-                prompt_guidance: float | None = None) -> io.NodeOutput:
+                prompt_guidance: float | None = None, vae_tiling: bool | None = None, decode_chunk: int | None = None,
+                offload: str | None = None) -> io.NodeOutput:
         from ..musedance_core.audio.io import from_comfy_audio, to_comfy_audio, trim
-        from ..musedance_core.pipeline import AnimateSettings, MuseDancePipeline
+        from ..musedance_core.pipeline import AnimateSettings, MuseDancePipeline, check_inputs
 
+        d = AnimateSettings()
         settings = AnimateSettings(num_frames=frames, width=width, height=height, steps=steps, cfg=cfg,
-                                   prompt_guidance=AnimateSettings.prompt_guidance if prompt_guidance is None
-                                   else prompt_guidance,
+                                   prompt_guidance=d.prompt_guidance if prompt_guidance is None else prompt_guidance,
                                    music_strength=music_strength, beat_strength=beat_strength, seed=seed,
-                                   scheduler=scheduler, context_length=context_length, context_overlap=context_overlap)
+                                   scheduler=scheduler, context_length=context_length, context_overlap=context_overlap,
+                                   vae_tiling=d.vae_tiling if vae_tiling is None else vae_tiling,
+                                   decode_chunk=d.decode_chunk if decode_chunk is None else decode_chunk,
+                                   offload=offload or d.offload)
         soundtrack = from_comfy_audio(audio, name="audio")  # checked before the long part starts
-        host.load_to_device(model)
-        logging.info("MuseDance: sampling %s frames at %dx%d, %d steps", frames or music.num_frames, width, height, steps)
-        try:
-            result = MuseDancePipeline(model.model)(image, music, beats, prompt, negative_prompt, settings,
-                                                    callback=host.Progress(model.model, cls.hidden.unique_id))
-        finally:
-            if not keep_model_loaded:
+        with host.collect_notes("MuseDance Animate Image") as notes:
+            used, _ = check_inputs(model.model, music, beats, settings)  # fails fast; its notes come again below
+            if used.offload == "stages":  # the pipeline moves one stage at a time; ComfyUI keeps the rest off
                 host.offload(model)
+            else:
+                host.load_to_device(model)
+            logging.info("MuseDance: sampling %d frames at %dx%d, %d steps", used.num_frames, used.width,
+                         used.height, used.steps)
+            try:
+                pipe = MuseDancePipeline(model.model, device=host.torch_device())
+                result = pipe(image, music, beats, prompt, negative_prompt, settings,
+                              callback=host.Progress(model.model, cls.hidden.unique_id))
+            finally:
+                if not keep_model_loaded:
+                    host.offload(model)
         seconds = result.num_frames / result.fps
         segment = trim(soundtrack, 0.0, min(seconds, soundtrack.duration))
-        return io.NodeOutput(result.frames, to_comfy_audio(segment), float(result.fps))
+        return io.NodeOutput(result.frames, to_comfy_audio(segment), float(result.fps), ui=host.notes_ui(notes))

@@ -5,7 +5,11 @@ modules stay declarations plus calls into ``musedance_core``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,16 +18,23 @@ PACK_DIR = Path(__file__).resolve().parents[1]
 MUSEDANCE_FOLDER = "musedance"
 ANIMATEDIFF_FOLDER = "animatediff_models"
 CHECKPOINTS_FOLDER = "checkpoints"
-AUDIO_ENCODERS_FOLDER = "audio_encoders"  # music encoder model folders (ComfyUI 0.3.75 registers it too)
+MUSIC_ENCODERS_FOLDER = "musedance_music_encoders"  # MERT/HuBERT/wav2vec2/CLAP model folders (one per sub-folder)
+# read too, as before: ComfyUI's own loader lists single files there, MuseDance the sub-folders
+AUDIO_ENCODERS_FOLDER = "audio_encoders"
 MUSEDANCE_EXTENSIONS = {".safetensors"}
 MOTION_EXTENSIONS = {".safetensors", ".ckpt", ".pt", ".pth"}
 DEMO_DIR = PACK_DIR / "assets" / "demo"  # the bundled demo model shows up in the loader's list
+# The example workflows' LoadImage/LoadAudio files: offered in ComfyUI's input folder at start-up
+# so the workflows run on a fresh install (input name -> bundled file).
+DEMO_INPUTS = {"musedance_demo_robot.png": DEMO_DIR / "robot.png",
+               "musedance_demo_groove.mp3": DEMO_DIR / "groove.mp3"}
 NONE = "none"
 
 
 def register_model_folders() -> None:
-    """Register ``models/musedance`` (and ``models/animatediff_models`` and ``models/audio_encoders`` if
-    neither ComfyUI nor another pack did), keeping any paths extra_model_paths.yaml already added, and set
+    """Register ``models/musedance`` and ``models/musedance_music_encoders`` (and
+    ``models/animatediff_models`` and ``models/audio_encoders`` if neither ComfyUI nor another pack
+    did), keeping any paths extra_model_paths.yaml already added, and set
     their file extensions."""
     import folder_paths
 
@@ -37,7 +48,58 @@ def register_model_folders() -> None:
 
     ensure(MUSEDANCE_FOLDER, MUSEDANCE_EXTENSIONS, [DEMO_DIR])
     ensure(ANIMATEDIFF_FOLDER, MOTION_EXTENSIONS)
-    ensure(AUDIO_ENCODERS_FOLDER, set())  # holds folders; ComfyUI's own extensions stay as they are
+    ensure(MUSIC_ENCODERS_FOLDER, set())  # holds folders, not files
+    ensure(AUDIO_ENCODERS_FOLDER, set())  # ComfyUI's own extensions stay as they are
+
+
+def offer_demo_inputs() -> list[str]:
+    """Copy the demo picture and song into ComfyUI's input folder where no file of that name is
+    there yet (a user's file is never replaced), so LoadImage/LoadAudio list them and the example
+    workflows run with nothing copied by hand. Returns the names copied; a read-only input folder
+    only costs a log line naming the files to copy."""
+    import folder_paths
+
+    log = logging.getLogger("musedance")
+    input_dir = Path(folder_paths.get_input_directory())
+    copied = []
+    for name, source in DEMO_INPUTS.items():
+        target = input_dir / name
+        if target.exists() or not source.is_file():
+            continue
+        try:
+            input_dir.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{name}.partial")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)  # whole or not at all
+            copied.append(name)
+        except OSError as exc:
+            log.warning("MuseDance: could not put the demo input %s into %s (%s); the example workflows need "
+                        "it: copy %s there.", name, input_dir, exc, source)
+    return copied
+
+
+@contextlib.contextmanager
+def collect_notes(node: str):
+    """Collect the notes the core gives as Python warnings while a node runs (frames cut to the
+    music, prompt cut, context length lowered, ...): each is logged, and the yielded list holds them
+    for the node's UI text once the block ends. "always", because the default filter shows a
+    warning once per process, and a server would then never show the second run's notes."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield notes
+    for caught_warning in caught:
+        message = str(caught_warning.message)
+        if message not in notes:
+            notes.append(message)
+            logging.getLogger("musedance").warning("%s: %s", node, message)
+
+
+def notes_ui(notes: list[str]):
+    """The node's UI text: the notes, or an empty text that clears an earlier run's (web/notes.js shows it)."""
+    from comfy_api.latest import ui
+
+    return ui.PreviewText("\n".join(notes))
 
 
 def model_files(folder: str, optional: bool = False) -> list[str]:
@@ -58,12 +120,60 @@ def model_path(folder: str, name: str) -> str:
     return path
 
 
-def audio_encoder_dirs() -> list[str]:
-    """The models/audio_encoders folders (extra_model_paths.yaml may add more); each sub-folder with a
-    Hugging Face MERT/HuBERT/wav2vec2/CLAP model is a music encoder."""
+def music_encoder_dirs() -> list[str]:
+    """Where music encoder folders are looked for: models/musedance_music_encoders, then (as before it
+    existed) models/audio_encoders, plus what extra_model_paths.yaml adds to either. Each sub-folder
+    with a Hugging Face MERT/HuBERT/wav2vec2/CLAP model is a music encoder; the first of a name wins."""
     import folder_paths
 
-    return folder_paths.get_folder_paths(AUDIO_ENCODERS_FOLDER)
+    return [*folder_paths.get_folder_paths(MUSIC_ENCODERS_FOLDER), *folder_paths.get_folder_paths(AUDIO_ENCODERS_FOLDER)]
+
+
+@dataclass
+class LoadedEncoder:
+    """Payload of MUSEDANCE_MUSIC_ENCODER: a music encoder kept between runs by ComfyUI's cache of the
+    loader's output; a learned one's network is in a ModelPatcher, so ComfyUI's memory manager moves
+    it to the GPU to encode and may offload it when another model needs the room."""
+
+    name: str
+    encoder: Any  # musedance_core MusicEncoder (SpectralEncoder or BackboneEncoder)
+    patcher: Any = None  # comfy.model_patcher.ModelPatcher for learned encoders
+
+
+def load_music_encoder(name: str) -> LoadedEncoder:
+    """The encoder ``name`` lists ('spectral' or a folder in music_encoder_dirs; never a path)."""
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
+    from ..musedance_core.audio.backbones import SPECTRAL, find_backbones, load_backbone
+    from ..musedance_core.audio.encoders import SpectralEncoder
+    from ..musedance_core.errors import MusicEncoderError
+
+    if name == SPECTRAL:
+        return LoadedEncoder(name, SpectralEncoder())
+    found, broken = find_backbones(music_encoder_dirs())
+    if name in broken:
+        raise MusicEncoderError(broken[name])
+    if name not in found:
+        raise MusicEncoderError(f"unknown music encoder '{name}': put its model folder in models/"
+                                f"{MUSIC_ENCODERS_FOLDER} and refresh. Available: {', '.join([SPECTRAL, *sorted(found)])}.")
+    logging.getLogger("musedance").info("MuseDance: loading music encoder '%s' from %s", name, found[name].folder)
+    encoder = load_backbone(found[name], device=mm.unet_offload_device())
+    import torch
+
+    holder = torch.nn.Module()  # the patcher sets .device, a read-only property on transformers models
+    holder.network = encoder.model
+    holder.device = mm.unet_offload_device()
+    patcher = comfy.model_patcher.ModelPatcher(holder, load_device=torch_device(),
+                                               offload_device=mm.unet_offload_device())
+    return LoadedEncoder(name, encoder, patcher)
+
+
+def encoder_to_device(loaded: LoadedEncoder) -> None:
+    import comfy.model_management as mm
+
+    if loaded.patcher is not None:
+        mm.load_models_gpu([loaded.patcher])
 
 
 def empty_cache() -> None:
@@ -156,19 +266,22 @@ def offload(loaded: LoadedModel) -> None:
     mm.soft_empty_cache()
 
 
-PREVIEW_MAX_PIXELS = 512  # ComfyUI's own preview size limit
 
 
 class Progress:
     """ComfyUI progress bar over steps x windows, with interruption checked at every update and,
-    once per step, a preview: the middle frame of the current latents through the VAE (one
-    frame, so it costs a small fraction of a step)."""
+    once per step (at its last window), the preview ComfyUI's --preview-method asks for (see
+    nodes/preview.py): the middle frame of the step's denoised estimate (the current latents
+    when the scheduler gives none), or no preview image with the default "none"."""
+
+    _UNSET = object()
 
     def __init__(self, model=None, node_id: str | None = None):
         import comfy.utils
 
         self.bar = comfy.utils.ProgressBar(1, node_id=node_id)
         self.model = model
+        self.previewer = self._UNSET  # chosen at the first preview, from the settings at run time
 
     def __call__(self, progress) -> None:
         import comfy.model_management as mm
@@ -176,17 +289,24 @@ class Progress:
         mm.throw_exception_if_processing_interrupted()
         preview = None
         if self.model is not None and progress.window == progress.windows - 1:
-            preview = ("JPEG", self._preview(progress.latents), PREVIEW_MAX_PIXELS)
+            preview = self._preview(progress)
         self.bar.update_absolute(progress.done, progress.total, preview)
 
-    def _preview(self, latents):
-        import numpy as np
+    def _preview(self, progress):
+        import logging
+
         import torch
-        from PIL import Image
 
-        with torch.no_grad():
-            frame = latents[:, :, latents.shape[2] // 2]  # (1, C, h, w)
-            image = self.model.decode_latents(frame)[0]
-        array = ((image.float().nan_to_num().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy().astype(np.uint8)
-        return Image.fromarray(array)
+        from .preview import make_previewer
 
+        latents = progress.latents if getattr(progress, "denoised", None) is None else progress.denoised
+        frame = latents[:, :, latents.shape[2] // 2]  # (1, C, h, w)
+        try:
+            with torch.no_grad():
+                if self.previewer is self._UNSET:
+                    self.previewer = make_previewer(self.model, frame.device)
+                return None if self.previewer is None else self.previewer(frame)
+        except Exception as exc:  # a preview never stops the run: no more previews in it
+            logging.warning("MuseDance: previews are off for this run, making one failed: %s", exc)
+            self.previewer = None
+            return None

@@ -40,7 +40,12 @@ class MuseDanceModelLoader(io.ComfyNode):
                                tooltip="AnimateDiff motion module (v1/v2/v3, SD 1.5) from models/animatediff_models; "
                                        "used when the bundle has no motion modules of its own."),
             ],
-            outputs=[MuseDanceModel.Output(display_name="model")],
+            outputs=[
+                MuseDanceModel.Output(display_name="model"),
+                # connect to the Music Encoder's and Beat Extractor's fps: one fps for the whole graph
+                io.Float.Output(display_name="fps", tooltip="The frame rate the model was trained at; connect it "
+                                                           "to the fps of the Music Encoder and Beat Extractor."),
+            ],
         )
 
     @classmethod
@@ -59,4 +64,4 @@ class MuseDanceModelLoader(io.ComfyNode):
         model, report = assemble(sources, device="cpu", dtype=dtype)
         log.info("MuseDance model assembled:\n%s", report.format())
         origins = {c.component: ", ".join(c.sources) or ("fresh" if c.fresh else "") for c in report.components}
-        return io.NodeOutput(host.wrap_model(model, dtype, origins))
+        return io.NodeOutput(host.wrap_model(model, dtype, origins), float(model.config.fps))

@@ -1,12 +1,15 @@
-"""MuseDance Music Encoder and MuseDance Beat Extractor: AUDIO -> per-frame features."""
+"""MuseDance Music Encoder Loader, Music Encoder and Beat Extractor: AUDIO -> per-frame features."""
 
 from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .types import CATEGORY, MuseDanceBeats, MuseDanceMusic
+from . import host
+from .types import CATEGORY, MuseDanceBeats, MuseDanceMusic, MuseDanceMusicEncoderModel
 
-FPS_TOOLTIP = "Video frame rate the features are made for; use the same value in every MuseDance node and CreateVideo."
+FPS_TOOLTIP = ("Video frame rate the features are made for. Connect the model loader's fps here and in the other "
+               "MuseDance node, so the whole graph has one fps.")
+SCHEDULE_MASK_SIZE = 64  # px; core mask nodes resize masks to the image they apply to
 
 
 def _mono(audio: dict):
@@ -18,12 +21,38 @@ def _mono(audio: dict):
     return mono.samples[0], mono.sample_rate
 
 
+def _encoder_choices() -> list[str]:
+    from ..musedance_core.audio.backbones import music_encoder_choices
+
+    return music_encoder_choices(host.music_encoder_dirs())
+
+
+ENCODER_TOOLTIP = ("Music encoder; must be the one the model was trained with (the demo and tiny models use "
+                   "'spectral', which needs no weights). The others are the MERT/HuBERT/wav2vec2/CLAP model folders "
+                   f"in models/{host.MUSIC_ENCODERS_FOLDER} (or models/{host.AUDIO_ENCODERS_FOLDER}).")
+
+
+class MuseDanceMusicEncoderLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MuseDanceMusicEncoderLoader",
+            display_name="Load MuseDance Music Encoder",
+            category=CATEGORY,
+            description="Loads a learned music encoder (MERT, HuBERT, wav2vec2, CLAP) once and keeps it between "
+                        "runs; connect it to the Music Encoder's encoder_model.",
+            inputs=[io.Combo.Input("encoder", options=_encoder_choices(), default="spectral", tooltip=ENCODER_TOOLTIP)],
+            outputs=[MuseDanceMusicEncoderModel.Output(display_name="encoder_model")],
+        )
+
+    @classmethod
+    def execute(cls, encoder: str) -> io.NodeOutput:
+        return io.NodeOutput(host.load_music_encoder(encoder))
+
+
 class MuseDanceMusicEncoder(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        from ..musedance_core.audio.backbones import music_encoder_choices
-        from .host import audio_encoder_dirs
-
         return io.Schema(
             node_id="MuseDanceMusicEncoder",
             display_name="MuseDance Music Encoder",
@@ -32,26 +61,36 @@ class MuseDanceMusicEncoder(io.ComfyNode):
             inputs=[
                 io.Audio.Input("audio", tooltip="The music (e.g. from LoadAudio, trimmed with TrimAudioDuration)."),
                 io.Float.Input("fps", default=12.0, min=1.0, max=120.0, step=0.5, tooltip=FPS_TOOLTIP),
-                io.Combo.Input("encoder", options=music_encoder_choices(audio_encoder_dirs()), default="spectral",
-                               tooltip="Music encoder; must be the one the model was trained with (the demo and "
-                                       "tiny models use 'spectral', which needs no weights). The others are the "
-                                       "MERT/HuBERT/wav2vec2/CLAP model folders in models/audio_encoders."),
+                io.Combo.Input("encoder", options=_encoder_choices(), default="spectral",
+                               tooltip=ENCODER_TOOLTIP + " A learned encoder chosen here is loaded for each run and "
+                                       "freed after; use Load MuseDance Music Encoder to keep it loaded."),
+                # optional and last, so workflows saved before it still load and run
+                MuseDanceMusicEncoderModel.Input("encoder_model", optional=True,
+                                                 tooltip="From Load MuseDance Music Encoder; when connected it is "
+                                                         "used instead of the encoder chosen above."),
             ],
             outputs=[MuseDanceMusic.Output(display_name="music")],
         )
 
     @classmethod
-    def execute(cls, audio: dict, fps: float, encoder: str) -> io.NodeOutput:
-        from ..musedance_core.audio.backbones import music_encoder
+    def execute(cls, audio: dict, fps: float, encoder: str, encoder_model: host.LoadedEncoder | None = None
+                ) -> io.NodeOutput:
         from ..musedance_core.audio.io import from_comfy_audio, to_mono
-        from .host import audio_encoder_dirs, empty_cache, torch_device
 
         mono = to_mono(from_comfy_audio(audio, name="audio"))  # at its own rate: each encoder resamples
-        model = music_encoder(encoder, audio_encoder_dirs(), device=torch_device())
-        features = model.encode(mono.samples[0], mono.sample_rate, fps)
-        del model
-        empty_cache()
-        return io.NodeOutput(features)
+        with host.collect_notes("MuseDance Music Encoder") as notes:
+            if encoder_model is not None:  # kept loaded by the loader node's cached output
+                host.encoder_to_device(encoder_model)
+                features = encoder_model.encoder.encode(mono.samples[0], mono.sample_rate, fps)
+            else:
+                loaded = host.load_music_encoder(encoder)
+                host.encoder_to_device(loaded)
+                features = loaded.encoder.encode(mono.samples[0], mono.sample_rate, fps)
+                if loaded.patcher is not None:
+                    loaded.patcher.detach()
+                del loaded
+                host.empty_cache()
+        return io.NodeOutput(features, ui=host.notes_ui(notes))
 
 
 class MuseDanceBeatExtractor(io.ComfyNode):
@@ -62,7 +101,8 @@ class MuseDanceBeatExtractor(io.ComfyNode):
             display_name="MuseDance Beat Extractor",
             category=CATEGORY,
             description="Finds beats and downbeats (following tempo changes) and makes per-frame beat features; "
-                        "previews them as an image.",
+                        "previews them as an image. The beat schedules (a FLOAT list or a MASK batch per frame) "
+                        "can drive other nodes: mask compositing, IP-Adapter weights, prompt schedules.",
             inputs=[
                 io.Audio.Input("audio", tooltip="The music; use the same AUDIO as the Music Encoder."),
                 io.Float.Input("fps", default=12.0, min=1.0, max=120.0, step=0.5, tooltip=FPS_TOOLTIP),
@@ -82,6 +122,17 @@ class MuseDanceBeatExtractor(io.ComfyNode):
                 io.Image.Output(display_name="beat_plot", tooltip="Waveform and onset curve with beats (blue) and downbeats (red)."),
                 io.Float.Output(display_name="tempo", tooltip="Tempo in BPM (0 when no beat was found)."),
                 io.Int.Output(display_name="frame_count", tooltip="Frames the music lasts at this fps."),
+                # new outputs go last, so links of saved workflows keep their slots
+                io.Float.Output(display_name="beat_schedule",
+                                tooltip="One value per frame (a list of FLOATs): 1.0 on a beat, falling to 0 "
+                                        "between beats. For nodes that take per-frame weights."),
+                io.Float.Output(display_name="downbeat_schedule",
+                                tooltip="One value per frame (a list of FLOATs): 1.0 on the first beat of a bar."),
+                io.Mask.Output(display_name="beat_mask",
+                               tooltip=f"The beat schedule as a MASK batch, one {SCHEDULE_MASK_SIZE}x"
+                                       f"{SCHEDULE_MASK_SIZE} mask per frame filled with that frame's value (mask "
+                                       "nodes scale it to the image)."),
+                io.Mask.Output(display_name="downbeat_mask", tooltip="The downbeat schedule as a MASK batch."),
             ],
         )
 
@@ -102,7 +153,19 @@ class MuseDanceBeatExtractor(io.ComfyNode):
         from ..musedance_core.audio.plot import beat_plot
 
         samples, rate = _mono(audio)
-        beats = track_beats(samples, rate, fps, min_bpm=min_bpm or None, max_bpm=max_bpm or None,
-                            beats_per_bar=beats_per_bar or None, beat_offset_ms=beat_offset_ms or 0.0)
+        with host.collect_notes("MuseDance Beat Extractor") as notes:
+            beats = track_beats(samples, rate, fps, min_bpm=min_bpm or None, max_bpm=max_bpm or None,
+                                beats_per_bar=beats_per_bar or None, beat_offset_ms=beat_offset_ms or 0.0)
         plot = torch.from_numpy(beat_plot(samples, rate, beats)).float()[None] / 255.0  # (1, H, W, 3)
-        return io.NodeOutput(beats, plot, float(beats.tempo), int(beats.num_frames))
+        beat, downbeat = beats.feature("beat_pulse"), beats.feature("downbeat")
+        return io.NodeOutput(beats, plot, float(beats.tempo), int(beats.num_frames),
+                             [float(v) for v in beat], [float(v) for v in downbeat],
+                             _schedule_mask(beat), _schedule_mask(downbeat), ui=host.notes_ui(notes))
+
+
+def _schedule_mask(values):
+    """[T] values -> MASK batch [T, S, S] with each frame's mask filled with its value."""
+    import torch
+
+    column = torch.as_tensor(values, dtype=torch.float32).clamp(0.0, 1.0)
+    return column[:, None, None].expand(-1, SCHEDULE_MASK_SIZE, SCHEDULE_MASK_SIZE).contiguous()

@@ -5,5 +5,6 @@ from comfy_api.latest import io
 MuseDanceModel = io.Custom("MUSEDANCE_MODEL")  # nodes.host.LoadedModel
 MuseDanceMusic = io.Custom("MUSEDANCE_MUSIC")  # musedance_core.types.MusicFeatures
 MuseDanceBeats = io.Custom("MUSEDANCE_BEATS")  # musedance_core.types.BeatTrack
+MuseDanceMusicEncoderModel = io.Custom("MUSEDANCE_MUSIC_ENCODER")  # nodes.host.LoadedEncoder
 
 CATEGORY = "MuseDance"

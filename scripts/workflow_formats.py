@@ -2,11 +2,11 @@
 
 ComfyUI has two workflow formats: the API format (``{id: {class_type, inputs}}``, what
 ``POST /prompt`` takes) and the UI format (LiteGraph: nodes with positions, sockets, links and
-positional ``widgets_values``, what the frontend opens). The API files in ``workflows/api/`` are
-the source; this script writes their UI twins in ``workflows/`` using the node definitions of a
+positional ``widgets_values``, what the frontend opens). The API files in ``example_workflows/api/`` are
+the source; this script writes their UI twins in ``example_workflows/`` using the node definitions of a
 running ComfyUI (``/object_info``), and the tests convert the UI files back to check both agree.
 
-    python scripts/workflow_formats.py --server http://127.0.0.1:8188   # rewrite workflows/*.json
+    python scripts/workflow_formats.py --server http://127.0.0.1:8188   # rewrite example_workflows/*.json
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+WORKFLOWS = Path(__file__).resolve().parents[1] / "example_workflows"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 # Extra widget values the frontend stores after the file name of upload widgets.
 UPLOAD_EXTRAS = {"image_upload": ["image"], "audio_upload": [None, None]}
@@ -98,7 +98,7 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
                     entry["widget"] = {"name": name}
                 inputs.append(entry)
             if is_widget(kind):
-                widgets.append(None if isinstance(value, list) else value)
+                widgets.append(options.get("default") if isinstance(value, list) else value)  # linked: the default, as the frontend keeps it
                 if options.get("control_after_generate"):
                     widgets.append("fixed")
                 for flag, extra in UPLOAD_EXTRAS.items():
@@ -144,7 +144,7 @@ def main() -> None:
         ui = api_to_ui(api, info)
         assert strip_meta(api) == ui_to_api(ui, info), f"{api_file.name}: round trip differs"
         (WORKFLOWS / api_file.name).write_text(json.dumps(ui, indent=1) + "\n")
-        print(f"wrote workflows/{api_file.name}")
+        print(f"wrote example_workflows/{api_file.name}")
 
 
 if __name__ == "__main__":

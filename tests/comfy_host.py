@@ -179,6 +179,7 @@ class ComfyHost:
             "    checkpoints: checkpoints\n"
             "    animatediff_models: animatediff_models\n"
             "    audio_encoders: audio_encoders\n"
+            "    musedance_music_encoders: musedance_music_encoders\n"
         )
         return config
 

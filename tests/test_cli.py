@@ -83,6 +83,25 @@ def test_animate_writes_an_mp4_with_the_music(groove_file, tmp_path):
     assert (info.width, info.height) == (64, 64)
 
 
+def test_animate_with_only_image_and_music_uses_the_model_s_own_size_and_fps(tmp_path):
+    """The demo model was trained on 64x64 clips at 12 fps: that, not some fixed 256x256, is the default."""
+    import soundfile as sf
+
+    from musedance_core.audio.io import load_audio
+    from musedance_core.video import probe_video
+
+    song = load_audio(ROOT / "assets/demo/groove.mp3", start=0.0, duration=1.5)
+    sf.write(tmp_path / "song.wav", song.samples.T, song.sample_rate)
+    _image(tmp_path / "me.png")
+    run = subprocess.run([sys.executable, "-m", "musedance_core", "animate", "--image", "me.png", "--music", "song.wav"],
+                         cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    info = probe_video(tmp_path / "musedance.mp4")
+    assert (info.width, info.height) == (64, 64) and info.fps == 12.0 and info.num_frames == 18
+    assert info.has_audio
+
+
 def test_animate_frames_shorter_than_the_music_cut_the_audio(groove_file, tmp_path):
     from musedance_core.video import probe_video
 

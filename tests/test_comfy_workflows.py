@@ -1,8 +1,10 @@
 """Integration: the MuseDance nodes and example workflows on a real ComfyUI server.
 
-The workflows run the pack's bundled demo model (as a user's would); a temporary models folder
-holds the extra files the loader tests need: a bundle without motion modules, AnimateDiff-layout
-motion files at the tiny model's size, and files of the wrong kind. Runs in CI (``require_comfy``
+The workflows run the pack's bundled demo model on the demo picture and song the pack offers to
+ComfyUI's input folder at start-up (as on a user's fresh install: the tests write no input the
+workflows read); a temporary models folder holds the extra files the loader tests need: a bundle
+without motion modules, AnimateDiff-layout motion files at the tiny model's size, files of the
+wrong kind, and tiny random-weight music encoder folders. Runs in CI (``require_comfy``
 fails there if ComfyUI is missing); the steps and sizes of the example workflows are lowered so
 a run takes seconds.
 """
@@ -34,11 +36,13 @@ from workflow_formats import strip_meta, ui_to_api  # noqa: E402
 
 BUNDLE = DEMO_BUNDLE.name  # listed from the pack's assets/demo
 SAMPLING_LINE = "MuseDance: sampling"  # logged by the Animate node as sampling begins
+DEMO_INPUTS = ("musedance_demo_robot.png", "musedance_demo_groove.mp3")
 NODES = {
-    "MuseDanceModelLoader": (["bundle", "precision"], ["MUSEDANCE_MODEL"]),
+    "MuseDanceModelLoader": (["bundle", "precision"], ["MUSEDANCE_MODEL", "FLOAT"]),
+    "MuseDanceMusicEncoderLoader": (["encoder"], ["MUSEDANCE_MUSIC_ENCODER"]),
     "MuseDanceMusicEncoder": (["audio", "fps", "encoder"], ["MUSEDANCE_MUSIC"]),
     "MuseDanceBeatExtractor": (["audio", "fps", "min_bpm", "max_bpm", "beats_per_bar"],
-                               ["MUSEDANCE_BEATS", "IMAGE", "FLOAT", "INT"]),
+                               ["MUSEDANCE_BEATS", "IMAGE", "FLOAT", "INT", "FLOAT", "FLOAT", "MASK", "MASK"]),
     "MuseDanceAnimateImage": (["model", "image", "music", "beats", "audio", "prompt", "negative_prompt", "seed",
                                "steps", "cfg", "music_strength", "beat_strength", "width", "height", "frames",
                                "context_length", "context_overlap", "scheduler", "keep_model_loaded"],
@@ -53,13 +57,16 @@ def host(tmp_path_factory):
     models = workdir / "models"
     write_assembly_files(models)
     (models / "musedance" / "broken.safetensors").write_bytes(b"\x00" * 64)
+    from tests.test_backbones import make_hubert, make_mert
+
+    make_mert(models / "musedance_music_encoders" / "tiny-mert")  # the pack's own folder
+    make_hubert(models / "audio_encoders" / "tiny-hubert")  # the folder read before it existed
     with ComfyHost(comfy, workdir) as server:
         from PIL import Image
 
-        rng = np.random.default_rng(0)
-        Image.fromarray((rng.random((96, 80, 3)) * 255).astype(np.uint8)).save(server.input_dir / "musedance_dancer.png")
+        # the workflows' inputs come from the pack, not from the test
+        assert sorted(p.name for p in server.input_dir.iterdir() if p.is_file()) == sorted(DEMO_INPUTS)
         Image.new("RGB", (1, 1), (255, 0, 0)).save(server.input_dir / "one_pixel.png")
-        (server.input_dir / "musedance_groove.mp3").write_bytes((ROOT / "assets/demo/groove.mp3").read_bytes())
         (server.input_dir / "corrupt.mp3").write_bytes(b"ID3" + bytes(range(256)) * 20)
         yield server
 
@@ -82,7 +89,7 @@ def write_assembly_files(models: Path) -> None:
 
 
 def _workflow(name: str) -> dict:
-    return json.loads((ROOT / "workflows" / "api" / name).read_text())
+    return json.loads((ROOT / "example_workflows" / "api" / name).read_text())
 
 
 def _fast(flow: dict, **animate) -> dict:
@@ -130,19 +137,25 @@ def test_pack_imports_fast_and_cleanly(host):
 @pytest.mark.parametrize("name", ["musedance_dance.json", "musedance_beats_only.json", "musedance_long_video.json"])
 def test_ui_and_api_workflows_agree(host, name):
     info = host.object_info()
-    ui = json.loads((ROOT / "workflows" / name).read_text())
+    ui = json.loads((ROOT / "example_workflows" / name).read_text())
     assert ui["version"] == 0.4 and all(node["type"] in info for node in ui["nodes"])
     assert ui_to_api(ui, info) == strip_meta(_workflow(name))
 
 
 def test_dance_workflow_makes_an_mp4_with_the_music(host):
-    flow = _fast(_workflow("musedance_dance.json"))
+    """As shipped but for the step count: size and fps left to the model (0 and the loader's fps)."""
+    flow = copy.deepcopy(_workflow("musedance_dance.json"))
+    _node(flow, "MuseDanceAnimateImage")["steps"] = 1
     seconds = _node(flow, "TrimAudioDuration")["duration"]
-    fps = _node(flow, "MuseDanceMusicEncoder")["fps"]
+    loader = next(key for key, node in flow.items() if node["class_type"] == "MuseDanceModelLoader")
+    assert _node(flow, "MuseDanceMusicEncoder")["fps"] == _node(flow, "MuseDanceBeatExtractor")["fps"] == [loader, 1]
+    assert _node(flow, "MuseDanceAnimateImage")["width"] == _node(flow, "MuseDanceAnimateImage")["height"] == 0
     entry = host.run(flow, timeout=300)
     videos = [p for p in host.output_files(entry) if p.suffix == ".mp4"]
     assert len(videos) == 1
     info = probe_video(videos[0])
+    fps = 12.0  # the demo model's, from its training data
+    assert (info.width, info.height) == (64, 64)  # likewise
     assert info.num_frames == round(seconds * fps) and info.fps == pytest.approx(fps)
     assert info.has_audio and info.audio_duration == pytest.approx(seconds, abs=0.05)
 
@@ -191,12 +204,13 @@ def test_interrupt_mid_sampling_then_serve_the_next_prompt(host):
     host.run(_workflow("musedance_beats_only.json"), timeout=120)  # the server still serves
 
 
-def _dance_frames(host, **loader) -> np.ndarray:
-    """Frames of a short dance made with the loader's inputs set to ``loader``, saved losslessly
-    (PNG: ComfyUI's mp4 encoding is not bit-reproducible, the sampled frames are)."""
+def _dance_frames(host, animate: dict | None = None, **loader) -> np.ndarray:
+    """Frames of a short dance made with the loader's inputs set to ``loader`` (and the Animate
+    node's to ``animate``), saved losslessly (PNG: ComfyUI's mp4 encoding is not bit-reproducible,
+    the sampled frames are)."""
     from PIL import Image
 
-    flow = _fast(_workflow("musedance_dance.json"), seed=5)
+    flow = _fast(_workflow("musedance_dance.json"), seed=5, **(animate or {}))
     _node(flow, "TrimAudioDuration")["duration"] = 1.0
     _node(flow, "MuseDanceModelLoader").update(loader)
     animate = next(key for key, node in flow.items() if node["class_type"] == "MuseDanceAnimateImage")
@@ -277,3 +291,104 @@ def test_bad_inputs_give_clear_node_errors_and_the_server_keeps_serving(host):
     _expect_node_error(host, bad_tempo, "MuseDanceBeatExtractor", "min_bpm (150) must be lower than max_bpm (100)")
 
     host.run(_workflow("musedance_beats_only.json"), timeout=120)  # still healthy
+
+
+def _music_graph(fps: float, encoder: str, loader: str | None) -> dict:
+    """Demo song -> (Load MuseDance Music Encoder) -> Music Encoder -> PreviewAny (shows the features)."""
+    flow = {
+        "1": {"class_type": "LoadAudio", "inputs": {"audio": DEMO_INPUTS[1]}},
+        "2": {"class_type": "TrimAudioDuration", "inputs": {"audio": ["1", 0], "start_index": 0.0, "duration": 2.0}},
+        "4": {"class_type": "MuseDanceMusicEncoder", "inputs": {"audio": ["2", 0], "fps": fps, "encoder": encoder}},
+        "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}},
+    }
+    if loader is not None:
+        flow["3"] = {"class_type": "MuseDanceMusicEncoderLoader", "inputs": {"encoder": loader}}
+        flow["4"]["inputs"]["encoder_model"] = ["3", 0]
+    return flow
+
+
+def _text(entry: dict, node_id: str) -> str:
+    return "".join(entry["outputs"].get(node_id, {}).get("text", []))
+
+
+def test_a_learned_encoder_from_the_loader_is_loaded_once_across_runs(host):
+    loads = lambda name: host.log_text().count(f"MuseDance: loading music encoder '{name}'")  # noqa: E731
+    before = loads("tiny-mert")
+    first = host.run(_music_graph(12.0, "spectral", loader="tiny-mert"), timeout=120)
+    second = host.run(_music_graph(24.0, "spectral", loader="tiny-mert"), timeout=120)  # encodes again, same model
+    assert loads("tiny-mert") - before == 1
+    assert "mert:tiny-mert:mean" in _text(first, "5") and "mert:tiny-mert:mean" in _text(second, "5")
+    assert "fps=12.0" in _text(first, "5") and "fps=24.0" in _text(second, "5")
+
+
+def test_the_encoder_list_reads_both_folders_and_names_no_paths(host):
+    choices = host.object_info("MuseDanceMusicEncoderLoader")["input"]["required"]["encoder"][1]["options"]
+    assert {"spectral", "tiny-mert", "tiny-hubert"} <= set(choices)
+    entry = host.run(_music_graph(12.0, "tiny-hubert", loader=None), timeout=120)  # the old folder, by the combo
+    assert "hubert:tiny-hubert:mean" in _text(entry, "5")
+    outside = _music_graph(12.0, "spectral", loader="tiny-mert")
+    outside["3"]["inputs"]["encoder"] = str(host.models_dir / "musedance_music_encoders" / "tiny-mert")
+    _expect_node_error(host, outside, "MuseDanceMusicEncoderLoader", "encoder")
+
+
+def test_the_beat_schedule_drives_a_core_mask_node(host):
+    """Beat Extractor's MASK batch flashes a white image into black frames (ImageCompositeMasked);
+    each saved frame's brightness is that frame's value in the FLOAT list."""
+    from PIL import Image
+
+    flow = {
+        "1": {"class_type": "LoadAudio", "inputs": {"audio": DEMO_INPUTS[1]}},
+        "2": {"class_type": "TrimAudioDuration", "inputs": {"audio": ["1", 0], "start_index": 0.0, "duration": 4.0}},
+        "3": {"class_type": "MuseDanceBeatExtractor", "inputs": {"audio": ["2", 0], "fps": 12.0, "min_bpm": 0.0,
+                                                                 "max_bpm": 0.0, "beats_per_bar": 0}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": ["3", 3], "color": 0}},
+        "5": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0xFFFFFF}},
+        "6": {"class_type": "ImageCompositeMasked", "inputs": {"destination": ["4", 0], "source": ["5", 0], "x": 0,
+                                                               "y": 0, "resize_source": False, "mask": ["3", 6]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "pulse"}},
+        "8": {"class_type": "PreviewAny", "inputs": {"source": ["3", 4]}},
+        "9": {"class_type": "PreviewAny", "inputs": {"source": ["3", 2]}},
+    }
+    entry = host.run(flow, timeout=120)
+    schedule = np.array(json.loads(_text(entry, "8")))
+    frames = sorted(p for p in host.output_files(entry) if p.name.startswith("pulse"))
+    brightness = np.array([np.asarray(Image.open(p).convert("L"), np.float64).mean() / 255 for p in frames])
+    assert len(frames) == len(schedule) == 48  # 4 s at 12 fps
+    assert np.abs(brightness - schedule).max() < 2 / 255
+    tempo = float(_text(entry, "9"))
+    peaks = int(((schedule[1:-1] > schedule[:-2]) & (schedule[1:-1] >= schedule[2:]) & (schedule[1:-1] > 0.5)).sum())
+    assert 100 < tempo < 140 and abs(peaks - 4 * tempo / 60) <= 1.5  # one flash per beat of the demo song
+
+
+def test_notes_show_on_the_node_every_run(host):
+    for seed in (1, 2):  # the second run gets its note too (not once per server)
+        flow = _fast(_workflow("musedance_dance.json"), frames=4000, seed=seed)
+        _node(flow, "TrimAudioDuration")["duration"] = 1.0
+        entry = host.run(flow, timeout=300)
+        animate = next(key for key, node in flow.items() if node["class_type"] == "MuseDanceAnimateImage")
+        assert "frames=4000 is longer than the music (12 frames at 12 fps)" in _text(entry, animate)
+    assert "MuseDance Animate Image: frames=4000 is longer" in host.log_text()
+
+
+def test_low_memory_switches_make_the_same_frames(host):
+    plain = _dance_frames(host)
+    saving = _dance_frames(host, animate={"vae_tiling": True, "decode_chunk": 1, "offload": "stages"})
+    assert plain.shape == saving.shape == (12, 64, 64, 3)
+    assert np.abs(plain - saving).max() <= 1  # float summation order at most
+
+
+def test_the_headless_api_client_makes_a_dance(host, tmp_path):
+    """example_workflows/api/api_client.py, as the README runs it: uploads, queues, downloads the mp4."""
+    import subprocess
+
+    from PIL import Image
+
+    Image.new("RGB", (80, 96), (200, 40, 40)).save(tmp_path / "me.png")
+    out = tmp_path / "dance.mp4"
+    run = subprocess.run([sys.executable, str(ROOT / "example_workflows/api/api_client.py"), "--server", host.url,
+                          "--image", str(tmp_path / "me.png"), "--music", str(ROOT / "assets/demo/groove.mp3"),
+                          "--seconds", "1", "--steps", "1", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    info = probe_video(out)
+    assert info.num_frames == 12 and (info.width, info.height) == (64, 64) and info.has_audio

@@ -27,7 +27,7 @@ from musedance_core.checkpoints import sd15
 from musedance_core.checkpoints.files import CheckpointError, read_state_dict
 from musedance_core.checkpoints.identify import ACCEPTED, REJECTED, FileKind, identify, require
 from musedance_core.models.config import SD15_TEXT, SD15_UNET, SD15_VAE, sd15_config, tiny_config
-from musedance_core.models.text import build_text_encoder
+from musedance_core.models.text import BUILTIN_TOKENIZER, build_text_encoder
 from tests.comfy_host import INSTALL_HINT, comfy_path, skip_or_fail
 
 # ComfyUI's description of an SD 1.5 UNet: 2 res blocks per level, transformers in the first 3
@@ -400,15 +400,7 @@ def _tokenizer_dir(path):
     return path
 
 
-@pytest.fixture
-def no_comfy(monkeypatch, tmp_path):
-    """No ComfyUI anywhere: not importable, no COMFYUI_PATH, no repository install."""
-    monkeypatch.delitem(sys.modules, "comfy", raising=False)
-    monkeypatch.delenv("COMFYUI_PATH", raising=False)
-    monkeypatch.setattr(sd15, "REPO_COMFYUI", tmp_path / "no-comfyui")
-
-
-def test_tokenizer_explicit_then_diffusers_folder(tmp_path, no_comfy):
+def test_tokenizer_explicit_then_diffusers_folder_then_built_in(tmp_path):
     explicit = _tokenizer_dir(tmp_path / "clip")
     base = tmp_path / "sd15-diffusers"
     _tokenizer_dir(base / "tokenizer")
@@ -416,39 +408,54 @@ def test_tokenizer_explicit_then_diffusers_folder(tmp_path, no_comfy):
     assert sd15.find_tokenizer(base) == base / "tokenizer"  # a diffusers root given explicitly
     assert sd15.find_tokenizer(None, base) == base / "tokenizer"
     assert sd15.find_tokenizer(None, base / "tokenizer") == base / "tokenizer"
+    assert sd15.find_tokenizer() == BUILTIN_TOKENIZER  # a single file as the base: the shipped copy
+    assert sd15.find_tokenizer(None, tmp_path / "no-tokenizer-here") == BUILTIN_TOKENIZER
     with pytest.raises(CheckpointError, match=r"tokenizer folder '.*nowhere' has no vocab.json and merges.txt"):
         sd15.find_tokenizer(tmp_path / "nowhere", base)  # a wrong explicit path is never silently replaced
 
 
-def test_tokenizer_from_importable_comfy_then_comfyui_path(tmp_path, monkeypatch, no_comfy):
-    importable = tmp_path / "host"  # ComfyUI running: its folder is on sys.path, comfy/ a namespace package
-    _tokenizer_dir(importable / "comfy" / "sd1_tokenizer")
-    by_env = tmp_path / "ComfyUI"
-    _tokenizer_dir(by_env / "comfy" / "sd1_tokenizer")
-    monkeypatch.setenv("COMFYUI_PATH", str(by_env))
-    assert sd15.find_tokenizer() == by_env / "comfy" / "sd1_tokenizer"
-    monkeypatch.syspath_prepend(str(importable))
-    assert sd15.find_tokenizer() == importable / "comfy" / "sd1_tokenizer"
-    assert "comfy" not in sys.modules  # found, not imported
+def test_explicit_tokenizer_folder_without_its_files_is_a_clear_error(tmp_path):
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "vocab.json").write_text("{}")  # merges.txt missing
+    with pytest.raises(CheckpointError) as error:
+        sd15.find_tokenizer(half)
+    text = str(error.value)
+    assert f"tokenizer folder '{half}' has no vocab.json and merges.txt" in text
+    assert "leave it out to use MuseDance's built-in CLIP tokenizer" in text
 
 
-def test_no_tokenizer_names_the_three_ways(tmp_path, no_comfy):
+def test_comfyui_is_no_longer_searched(tmp_path, monkeypatch):
+    """ComfyUI's comfy/sd1_tokenizer holds the same files as the shipped copy, which wins."""
+    comfyui = tmp_path / "ComfyUI"
+    _tokenizer_dir(comfyui / "comfy" / "sd1_tokenizer")
+    monkeypatch.setenv("COMFYUI_PATH", str(comfyui))
+    monkeypatch.syspath_prepend(str(comfyui))
+    assert sd15.find_tokenizer() == BUILTIN_TOKENIZER
+
+
+def test_missing_built_in_tokenizer_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(sd15, "BUILTIN_TOKENIZER", tmp_path / "clip_tokenizer")  # an install that lost it
     with pytest.raises(CheckpointError) as error:
         sd15.find_tokenizer(None, tmp_path)
     text = str(error.value)
-    assert "tokenizer folder explicitly" in text and "diffusers SD 1.5 folder" in text and "COMFYUI_PATH" in text
+    assert "built-in CLIP tokenizer is missing" in text and "reinstall" in text
+    assert "tokenizer folder explicitly" in text and "diffusers SD 1.5 folder" in text
 
 
-def test_comfyui_own_tokenizer_is_found_and_reads(monkeypatch):
+def test_comfyui_tokenizer_is_the_shipped_one_and_still_reads_when_given():
+    """The shipped files are ComfyUI's comfy/sd1_tokenizer byte for byte (vocab and merges), and
+    that folder still works as an explicit tokenizer."""
     from musedance_core.models.text import ClipTokenizer
 
-    folder = comfy_folder()
-    monkeypatch.delitem(sys.modules, "comfy", raising=False)
-    monkeypatch.setenv("COMFYUI_PATH", str(folder))
-    found = sd15.find_tokenizer()
-    assert found.name == "sd1_tokenizer" and (found / "vocab.json").is_file()
+    comfy = comfy_folder() / "comfy" / "sd1_tokenizer"
+    for name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+        assert (comfy / name).read_bytes() == (BUILTIN_TOKENIZER / name).read_bytes(), name
+    found = sd15.find_tokenizer(comfy)
+    assert found == comfy
     ids, cut = ClipTokenizer(found)(["a dancer spins"])
     assert ids.shape == (1, 77) and ids[0, 0] == 49406 and not cut[0]  # CLIP's start token
+    assert torch.equal(ids, ClipTokenizer(BUILTIN_TOKENIZER)(["a dancer spins"])[0])
 
 
 # -- file families -------------------------------------------------------------------------------

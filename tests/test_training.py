@@ -78,6 +78,14 @@ def test_every_stage_writes_a_bundle_checkpoints_and_a_loss_plot(runs):
         assert (base / stage / "model.safetensors").is_file()
         assert (base / stage / "loss.png").read_bytes()[:4] == b"\x89PNG"
         assert (base / stage / "latest").is_file()
+        # the data's frame size and fps become the model's defaults (synth_dance --size 64, its fps)
+        from musedance_core.checkpoints.bundle import read_metadata
+        from musedance_core.models.config import MuseDanceConfig
+        from musedance_core.training.data import read_manifest
+
+        record = next(iter(read_manifest(base / "data", "train")))
+        config = MuseDanceConfig.from_json(read_metadata(base / stage / "model.safetensors")["config"])
+        assert config.frame_size == (64, 64) and config.fps == float(record["fps"])
     videos = list((base / "s2").glob("val-*/*.mp4"))
     assert videos, "stage 2 wrote no validation video"
     from musedance_core.video import probe_video

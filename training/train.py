@@ -302,8 +302,20 @@ def write_bundle(model, cfg: TrainConfig, records, path: Path, step: int, traina
             scale = latent_scale(model, pixels[:, 0])
             model.vae.register_to_config(scaling_factor=scale)
             model.config = model.config.with_changes(vae=model.config.vae | {"scaling_factor": scale})
+        model.config = model.config.with_changes(**trained_frame_format(records))  # the pipeline's defaults
         return save_bundle(model, path, dtype=torch.float16 if cfg.save_fp16 else None,
                            extra_metadata={"stage": cfg.stage, "steps": str(step), "data": str(cfg.data)})
+
+
+def trained_frame_format(records) -> dict:
+    """The frame size and fps most of the training clips have: what the model makes by default."""
+    from collections import Counter
+
+    formats = Counter((int(r["width"]), int(r["height"]), float(r["fps"])) for r in records)
+    if not formats:
+        return {}
+    (width, height, fps), _ = formats.most_common(1)[0]
+    return {"width": width, "height": height, "fps": fps}
 
 
 @contextlib.contextmanager

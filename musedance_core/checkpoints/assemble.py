@@ -306,8 +306,9 @@ def plan(config: MuseDanceConfig, layers: list[Layer], notes: list[str], tokeniz
         notes.append("no music/beat branches in any file: they start at zero, so the model animates the image but "
                      "does not follow the music until trained (a MuseDance bundle provides them)")
     if config.tokenizer == "clip" and tokenizer is None:
-        errors.append("no CLIP tokenizer: give a folder with vocab.json and merges.txt (--tokenizer), use a diffusers "
-                      "base folder (its tokenizer/), or run inside ComfyUI (its comfy/sd1_tokenizer is used).")
+        errors.append("no CLIP tokenizer: give a folder with vocab.json and merges.txt (--tokenizer), or use a "
+                      "diffusers base folder (its tokenizer/); by default MuseDance's built-in copy "
+                      "(musedance_core/models/clip_tokenizer) is used.")
     report = AssemblyReport(config.name, [reports[c] for c in COMPONENTS], notes, tokenizer, errors)
     return report, chosen
 
@@ -326,20 +327,26 @@ def _fill_reference_head(chosen, origin, notes) -> None:
 
 
 def _find_tokenizer(sources: ModelSources, base_tokenizer: Path | None, config: MuseDanceConfig) -> Path | None:
+    """The CLIP tokenizer folder: ``--tokenizer``, else the diffusers base's ``tokenizer/``, else the
+    built-in copy. CheckpointError (from ``find_tokenizer``) for a ``--tokenizer`` folder without
+    vocab.json and merges.txt: a wrong folder the user named is never silently replaced."""
     if config.tokenizer != "clip":
         return None
     from .sd15 import find_tokenizer
 
-    try:
-        return find_tokenizer(sources.tokenizer, base_tokenizer)
-    except CheckpointError:
-        return None
+    return find_tokenizer(sources.tokenizer, base_tokenizer)
 
 
 def _tokenizer_label(config: MuseDanceConfig, folder: Path | None) -> str | None:
     if config.tokenizer != "clip":
         return f"built-in {config.tokenizer} (no files needed)"
-    return f"CLIP from {folder}" if folder is not None else None
+    if folder is None:
+        return None
+    from ..models.text import BUILTIN_TOKENIZER
+
+    if folder.resolve() == BUILTIN_TOKENIZER:
+        return "built-in CLIP (musedance_core/models/clip_tokenizer)"
+    return f"CLIP from {folder}"
 
 
 def inspect_sources(sources: ModelSources) -> AssemblyReport:

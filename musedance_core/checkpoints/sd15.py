@@ -22,7 +22,6 @@ Like ComfyUI, the UNet is read from ``model.diffusion_model`` and an EMA copy is
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -31,12 +30,11 @@ from pathlib import Path
 import torch
 
 from ..models.config import MuseDanceConfig, sd15_config
+from ..models.text import BUILTIN_TOKENIZER
 from .files import CheckpointError, read_state_dict
 from .identify import LDM_EMA, LDM_TEXT, LDM_UNET, LDM_VAE, FileKind, require
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
-COMFY_TOKENIZER = Path("comfy") / "sd1_tokenizer"  # inside a ComfyUI folder
-REPO_COMFYUI = Path(__file__).resolve().parents[2] / ".cache" / "comfyui"  # scripts/comfyui_host.py install
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model",)
 _TRANSFORMERS_WEIGHTS = ("model", "pytorch_model")
 _CONFIG_IGNORED = {"sample_size", "scaling_factor", "projection_dim"}  # do not change any weight's shape
@@ -306,28 +304,27 @@ def find_tokenizer(explicit: str | os.PathLike | None = None, base_dir: str | os
     1. ``explicit`` (the folder itself, or a diffusers folder with ``tokenizer/``); a wrong
        explicit path is an error, never silently replaced;
     2. ``base_dir``: a diffusers base folder's ``tokenizer/`` (or that folder itself);
-    3. ComfyUI's own ``comfy/sd1_tokenizer``: of the ``comfy`` package when running inside
-       ComfyUI (found, not imported), else under ``COMFYUI_PATH``, else in this repository's
-       ``.cache/comfyui`` test install.
-    Nothing is downloaded. CheckpointError naming the three ways to provide it otherwise.
+    3. the copy shipped with MuseDance, ``musedance_core/models/clip_tokenizer`` (OpenAI's CLIP
+       ViT-L/14 BPE files, the ones every SD 1.5 model uses).
+    Nothing is downloaded. CheckpointError for a wrong explicit folder, or if the shipped copy
+    was left out of the install.
     """
     if explicit is not None:
         found = _tokenizer_in(Path(explicit))
         if found is None:
             raise CheckpointError(f"tokenizer folder '{explicit}' has no {' and '.join(TOKENIZER_FILES)} (nor a "
-                                  "tokenizer/ subfolder with them); point it at a diffusers 'tokenizer/' folder or "
-                                  "ComfyUI's 'comfy/sd1_tokenizer'.")
+                                  "tokenizer/ subfolder with them); point it at a folder with both, such as a "
+                                  "diffusers model's 'tokenizer/', or leave it out to use MuseDance's built-in CLIP "
+                                  "tokenizer.")
         return found
     if base_dir is not None and (found := _tokenizer_in(Path(base_dir))) is not None:
         return found
-    for folder in _comfy_tokenizer_candidates():
-        if _has_tokenizer(folder):
-            return folder
+    if _has_tokenizer(BUILTIN_TOKENIZER):
+        return BUILTIN_TOKENIZER
     raise CheckpointError(
-        "no CLIP tokenizer found (vocab.json + merges.txt). Provide it in one of three ways: give the tokenizer "
-        "folder explicitly (e.g. a diffusers model's 'tokenizer/'); use a diffusers SD 1.5 folder as the base "
-        "(its tokenizer/ is used); or run inside ComfyUI, or set COMFYUI_PATH to a ComfyUI folder, whose "
-        "comfy/sd1_tokenizer is used.")
+        f"MuseDance's built-in CLIP tokenizer is missing ({BUILTIN_TOKENIZER} should hold "
+        f"{' and '.join(TOKENIZER_FILES)}): reinstall the MuseDance pack, or give a tokenizer folder explicitly "
+        "(e.g. a diffusers model's 'tokenizer/'), or use a diffusers SD 1.5 folder as the base.")
 
 
 def _tokenizer_in(folder: Path) -> Path | None:
@@ -339,23 +336,3 @@ def _tokenizer_in(folder: Path) -> Path | None:
 
 def _has_tokenizer(folder: Path) -> bool:
     return all((folder / name).is_file() for name in TOKENIZER_FILES)
-
-
-def _comfy_tokenizer_candidates() -> list[Path]:
-    """ComfyUI's tokenizer folders, in order: the importable ``comfy`` package, ``COMFYUI_PATH``,
-    the repository's ``.cache/comfyui``. ``find_spec`` locates ``comfy`` without importing it."""
-    candidates = []
-    try:
-        spec = importlib.util.find_spec("comfy")
-    except (ImportError, ValueError):  # ValueError: a 'comfy' module in sys.modules without a spec
-        spec = None
-    if spec is not None:
-        locations = list(spec.submodule_search_locations or [])  # ComfyUI's comfy/ is a namespace package
-        if not locations and spec.origin:
-            locations = [str(Path(spec.origin).parent)]
-        candidates += [Path(loc) / COMFY_TOKENIZER.name for loc in locations]
-    env = os.environ.get("COMFYUI_PATH", "").strip()
-    if env:
-        candidates.append(Path(env).expanduser() / COMFY_TOKENIZER)
-    candidates.append(REPO_COMFYUI / COMFY_TOKENIZER)
-    return candidates

@@ -96,6 +96,8 @@ class MuseDanceConfig:
         token_window: music/beat tokens per frame: the frame itself and (token_window-1)/2 on each side.
         branch_hidden: width of the music/beat token encoders.
         fps: frame rate the model was trained at (the pipeline's default).
+        width, height: frame size the model was trained at (the pipeline's default); 0 = not
+            recorded (bundles from before it): the UNet's sample size in pixels.
         reference_max_tokens: 0 = every ReferenceNet token is a key/value (Animate Anyone);
             N > 0 = blocks with more tokens than N see the reference average-pooled 2x2 (repeatedly)
             down to at most N tokens, which bounds reference attention at high resolution.
@@ -117,6 +119,8 @@ class MuseDanceConfig:
     token_window: int = 5
     branch_hidden: int = 256
     fps: float = 24.0
+    width: int = 0
+    height: int = 0
     reference_max_tokens: int = 0
     caption_film: bool = False
     version: int = CONFIG_VERSION
@@ -140,6 +144,14 @@ class MuseDanceConfig:
     @property
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae["block_out_channels"]) - 1)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) the model was trained at: the pipeline's default size."""
+        if self.width > 0 and self.height > 0:
+            return int(self.width), int(self.height)
+        side = int(self.unet.get("sample_size", 64)) * self.vae_scale_factor
+        return side, side
 
     @property
     def max_context_frames(self) -> int:

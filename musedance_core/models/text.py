@@ -6,8 +6,9 @@ cut):
   token, the last byte of a word has its own "word end" id (as CLIP marks ``</w>``), plus
   start/end tokens. Made in code, so nothing is downloaded or shipped.
 - ``ClipTokenizer``: the real CLIP BPE tokenizer read from a local folder holding
-  ``vocab.json`` and ``merges.txt`` (a diffusers ``tokenizer/`` folder, or ComfyUI's
-  ``comfy/sd1_tokenizer``).
+  ``vocab.json`` and ``merges.txt``: a diffusers ``tokenizer/`` folder, or the copy shipped in
+  ``clip_tokenizer/`` beside this file (``BUILTIN_TOKENIZER``: OpenAI's CLIP ViT-L/14 files, MIT
+  licence, see its README.md), so an SD 1.5 single file needs no tokenizer folder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from ..errors import InputError
 
 MAX_TOKENS = 77  # CLIP's context length, start and end tokens included
+BUILTIN_TOKENIZER = Path(__file__).resolve().parent / "clip_tokenizer"  # OpenAI CLIP ViT-L/14 BPE, shipped
 BYTE_BOS, BYTE_EOS = 512, 513  # ids of the start/end tokens of ByteTokenizer
 BYTE_VOCAB_SIZE = 514
 _WORDS = re.compile(r"[^\W\d_]+|\d|[^\s\w]+", re.UNICODE)  # letters runs, single digits, punctuation runs
@@ -68,11 +70,12 @@ class ClipTokenizer:
         missing = [n for n in ("vocab.json", "merges.txt") if not (folder / n).is_file()]
         if missing:
             raise InputError(f"CLIP tokenizer folder '{folder}' lacks {', '.join(missing)}. Point it at a "
-                             "diffusers 'tokenizer/' folder or ComfyUI's 'comfy/sd1_tokenizer'.")
+                             f"diffusers 'tokenizer/' folder, or at the built-in copy '{BUILTIN_TOKENIZER}'.")
         self._tok = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, list[bool]]:
-        full = self._tok(prompts, truncation=False)["input_ids"]
+        # verbose=False: no transformers log line for a long prompt; tokenize() warns about it instead
+        full = self._tok(prompts, truncation=False, verbose=False)["input_ids"]
         cut = [len(ids) > MAX_TOKENS for ids in full]
         ids = self._tok(prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True,
                         return_tensors="pt")["input_ids"]

@@ -24,7 +24,7 @@ class TrainConfig:
     base: str = ""  # SD 1.5 single file or diffusers folder
     motion: str = ""  # AnimateDiff motion module
     animate_anyone: str = ""  # Moore-AnimateAnyone folder
-    tokenizer: str = ""  # CLIP tokenizer folder (default: the base folder's, or ComfyUI's)
+    tokenizer: str = ""  # CLIP tokenizer folder (default: the base folder's, else the built-in one)
     prediction_type: str = ""  # epsilon | v_prediction; empty = the starting model's
     zero_terminal_snr: bool = False  # last timestep pure noise, trailing sampling steps (needs v_prediction)
     reinit: list[str] = field(default_factory=list)  # parts to start afresh, as in a new model

@@ -1,10 +1,10 @@
 """Headless ComfyUI client for MuseDance: upload an image and a song, run the example workflow,
 download the mp4. Standard library only.
 
-    python examples/api_client.py --server http://127.0.0.1:8188 \
+    python example_workflows/api/api_client.py --server http://127.0.0.1:8188 \
         --image me.png --music song.mp3 --prompt "spins on every downbeat" --seconds 6 --out dance.mp4
 
-It reads ``workflows/api/musedance_dance.json``, points its LoadImage/LoadAudio nodes at the
+It reads ``example_workflows/api/musedance_dance.json``, points its LoadImage/LoadAudio nodes at the
 uploaded files, sets the prompt, length and size, submits it to ``POST /prompt``, polls
 ``GET /history/{id}`` and fetches the video with ``GET /view``.
 """
@@ -22,7 +22,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "api" / "musedance_dance.json"
+WORKFLOW = Path(__file__).resolve().parent / "musedance_dance.json"
 
 
 def upload(server: str, path: Path) -> str:
