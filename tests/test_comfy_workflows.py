@@ -348,8 +348,17 @@ def test_the_beat_schedule_drives_a_core_mask_node(host):
         "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "pulse"}},
         "8": {"class_type": "PreviewAny", "inputs": {"source": ["3", 4]}},
         "9": {"class_type": "PreviewAny", "inputs": {"source": ["3", 2]}},
+        "10": {"class_type": "PreviewAny", "inputs": {"source": ["3", 5]}},
+        "11": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 7]}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "downbeat"}},
     }
     entry = host.run(flow, timeout=120)
+    downbeats = np.array(json.loads(_text(entry, "10")))
+    down_frames = sorted(p for p in host.output_files(entry) if p.name.startswith("downbeat"))
+    down_brightness = np.array([np.asarray(Image.open(p).convert("L"), np.float64).mean() / 255 for p in down_frames])
+    assert np.asarray(Image.open(down_frames[0])).shape[:2] == (64, 64)
+    assert len(down_frames) == 48 and np.abs(down_brightness - downbeats).max() < 2 / 255
+    assert 1 <= int((downbeats > 0.9).sum()) <= 4 * 3  # one per bar (8 beats = 2 bars), a few frames each
     schedule = np.array(json.loads(_text(entry, "8")))
     frames = sorted(p for p in host.output_files(entry) if p.name.startswith("pulse"))
     brightness = np.array([np.asarray(Image.open(p).convert("L"), np.float64).mean() / 255 for p in frames])
@@ -358,6 +367,7 @@ def test_the_beat_schedule_drives_a_core_mask_node(host):
     tempo = float(_text(entry, "9"))
     peaks = int(((schedule[1:-1] > schedule[:-2]) & (schedule[1:-1] >= schedule[2:]) & (schedule[1:-1] > 0.5)).sum())
     assert 100 < tempo < 140 and abs(peaks - 4 * tempo / 60) <= 1.5  # one flash per beat of the demo song
+    assert np.all(schedule[downbeats > 0.9] > 0.9)  # every downbeat is a beat
 
 
 def test_notes_show_on_the_node_every_run(host):
