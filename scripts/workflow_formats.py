@@ -23,7 +23,7 @@ UPLOAD_EXTRAS = {"image_upload": ["image"], "audio_upload": [None, None]}
 COLUMN_WIDTH, ROW_GAP, NODE_WIDTH = 380, 80, 340
 # Heights the frontend grows these nodes to once they show a preview (so neighbours don't overlap).
 NODE_HEIGHTS = {"LoadImage": 340, "PreviewImage": 260, "SaveImage": 300, "SaveVideo": 480,
-                "MuseDanceAnimateImage": 580}
+                "MuseDanceAnimateImage": 720, "MuseDanceMusicEncoder": 240}
 
 
 def _inputs(info: dict) -> list[tuple[str, object, dict]]:
