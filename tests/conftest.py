@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
@@ -24,3 +26,15 @@ def groove_file(tmp_path_factory, groove_120) -> "Path":
     wave = soxr.resample(groove_120.samples, groove_120.sample_rate, 44100).astype(np.float32)
     save_audio(path, Audio(np.stack([wave, 0.8 * wave]), 44100, 44100))
     return path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test; the Hub client is told it is offline."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

@@ -9,7 +9,6 @@ ComfyUI oracle of ``tests/test_sd15_loading.py``).
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
@@ -24,15 +23,7 @@ BUILTIN_LABEL = "tokenizer: built-in CLIP (musedance_core/models/clip_tokenizer)
 A_PHOTO_OF_A_CAT = [49406, 320, 1125, 539, 320, 2368, 49407]  # <|startoftext|> a photo of a cat <|endoftext|>
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")  # tests/conftest.py
 
 
 # -- the shipped files ---------------------------------------------------------------------------
