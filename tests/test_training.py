@@ -64,12 +64,11 @@ def _fixed_loss(bundle: Path, data: Path, stage: str, schedule_of: Path | None =
     mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[stage]
     sampler = ClipSampler(data, tuple(read_manifest(data, "train")), mode, num_frames=8, seed=99)
     batch = BatchStream(sampler, 4).next()
-    generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
         if stage == "vae":
-            return float(vae_loss(model, batch, generator))
+            return float(vae_loss(model, batch, seed=5))
         scheduler = DDPMScheduler(**model.config.scheduler)
-        return float(diffusion_step_loss(model, scheduler, batch, stage, LossSettings(uncond_fraction=0.0), generator))
+        return float(diffusion_step_loss(model, scheduler, batch, stage, LossSettings(uncond_fraction=0.0), seed=5))
 
 
 def test_every_stage_writes_a_bundle_checkpoints_and_a_loss_plot(runs):
@@ -312,20 +311,36 @@ def test_timestep_shift_must_be_positive(shift):
 
 
 def test_caption_dropout_empties_only_captions_of_conditioned_samples():
-    from musedance_core.training.steps import _uncond_first
+    from musedance_core.training.steps import _uncond_first, sample_generators
 
     b = 400
     batch = {"caption": [f"clip {i} bounces" for i in range(b)], "pixels": torch.arange(b)}
-    plain, n_plain = _uncond_first(batch, 0.1, torch.Generator().manual_seed(1))
-    out, n = _uncond_first(batch, 0.1, torch.Generator().manual_seed(1), caption_dropout=0.25)
+    plain, n_plain, _ = _uncond_first(batch, 0.1, sample_generators(1, range(b)))
+    out, n, _ = _uncond_first(batch, 0.1, sample_generators(1, range(b)), caption_dropout=0.25)
     assert n == n_plain and torch.equal(out["pixels"], plain["pixels"])  # same dropped samples, same order
     assert out["caption"][:n] == [""] * n
     emptied = [i for i in range(n, b) if out["caption"][i] == ""]
     assert 0.15 * (b - n) < len(emptied) < 0.35 * (b - n)
     for i in range(n, b):  # the others keep their own caption, aligned with their pixels
         assert out["caption"][i] in ("", f"clip {int(out['pixels'][i])} bounces")
-    again, _ = _uncond_first(batch, 0.1, torch.Generator().manual_seed(1), caption_dropout=0.0)
+    again, _, _ = _uncond_first(batch, 0.1, sample_generators(1, range(b)), caption_dropout=0.0)
     assert again["caption"] == plain["caption"]  # off: the random stream of earlier runs is unchanged
+
+
+def test_each_sample_draws_the_same_dropout_wherever_it_lands():
+    """Per-sample generators: a sample's draws depend on its number, not on its batch or place."""
+    from musedance_core.training.steps import _uncond_first, sample_generators
+
+    numbers = list(range(100, 140))
+    batch = {"caption": [f"clip {k}" for k in numbers], "sample": torch.tensor(numbers)}
+    whole, n, _ = _uncond_first(batch, 0.3, sample_generators(7, numbers), caption_dropout=0.3)
+    halves = []
+    for part in (numbers[:20], numbers[20:][::-1]):  # other batches, another order
+        sub = {"caption": [f"clip {k}" for k in part], "sample": torch.tensor(part)}
+        out, _, _ = _uncond_first(sub, 0.3, sample_generators(7, part), caption_dropout=0.3)
+        halves += list(zip(out["sample"].tolist(), out["caption"]))
+    assert sorted(halves) == sorted(zip(whole["sample"].tolist(), whole["caption"]))
+    assert 0 < n < len(numbers)
 
 
 @pytest.mark.parametrize("key, value", [("caption_dropout", 1.0), ("uncond_fraction", -0.1)])

@@ -1,13 +1,18 @@
 """Train MuseDance: one script for every stage, driven by a YAML config (see training/configs/).
 
-    accelerate launch training/train.py --config training/configs/tiny_stage2.yaml   # 1..N GPUs
     python training/train.py --config training/configs/tiny_stage1.yaml              # CPU or 1 GPU
+    accelerate launch --multi_gpu --num_processes N training/train.py --config training/configs/sd15_stage2.yaml   # N GPUs
 
 Stages: ``vae`` (tiny models only), ``appearance`` (stage 1), ``motion`` (stage 2). Each run starts
 from a preset or from the bundle the previous stage wrote (``init``), trains the listed ``train``
 parts, checkpoints atomically every ``checkpoint_every`` steps (``kill -9`` then the same command
 resumes at the same step, optimizer and data position), writes validation videos with sound and a
 loss plot, and ends by writing a MuseDance bundle (``<output_dir>/model.safetensors``).
+
+Data-parallel under ``accelerate launch``: the model is wrapped for gradient averaging, each
+process takes its share of every global batch (``batch_size`` per process), each sample draws
+its own noise from its global number, so N processes follow one process with N times the batch
+(tests/test_distributed_training.py); only the main process writes files.
 """
 
 from __future__ import annotations
@@ -180,20 +185,28 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
     from diffusers import DDPMScheduler
 
     from musedance_core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-    from musedance_core.training.data import BatchStream, ClipSampler, read_manifest, repeat_by_style
+    from musedance_core.training.data import ClipSampler, make_loader, read_manifest, repeat_by_style
     from musedance_core.training.report import plot_losses, validation_videos
-    from musedance_core.training.steps import LossSettings, diffusion_step_loss, set_trainable, vae_loss
+    from musedance_core.training.steps import LossSettings, TrainingStep, set_trainable
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
     records = tuple(read_manifest(cfg.data, "train"))
     shown = repeat_by_style(records, cfg.repeat_by_style)  # before the model: a typo fails at once
+    # find_unused_parameters: a process whose samples all drew condition dropout leaves the music
+    # and beat branches without gradients this step, while the others have them
+    warn_single_cpu_launch()
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation,
+                              cpu=not gpu_available(),  # CPU-only machines: processes meet over gloo
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main_process = accelerator.is_main_process  # the only one that writes files
     out = Path(cfg.output_dir)  # made once the data is known good: a mistake leaves no empty run folder
-    out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
     music = data_music(cfg.data, records)
     model = build_model(cfg, music, data_beat_features(cfg.data, records))
     if (model.config.music_encoder, model.config.music_dim) != music:
@@ -204,14 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         model.denoising_unet.enable_gradient_checkpointing()
         model.reference_unet.enable_gradient_checkpointing()
     trainable = set_trainable(model, cfg.train)
-    model.to(accelerator.device)
     optimizer = make_optimizer(cfg, list(trainable.values()))
-    ema = {k: v.detach().clone() for k, v in trainable.items()} if cfg.ema_decay > 0 else None
+    ema = {k: v.detach().clone() for k, v in trainable.items()} if cfg.ema_decay > 0 and main_process else None
 
     mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[cfg.stage]
     sampler = ClipSampler(Path(cfg.data), shown, mode, cfg.num_frames, cfg.reference_window, cfg.seed)
-    stream = BatchStream(sampler, cfg.batch_size)
-    step = 0
+    step, samples_seen = 0, 0
     resume = latest_checkpoint(out)
     if resume is not None:
         weights, optimizer_state, state, ema_state = load_checkpoint(resume)
@@ -223,68 +234,107 @@ def main(argv: list[str] | None = None) -> int:
         ema = ema_state if ema is not None else None
         step = state["step"]
         check_same_epoch_list(resume, state, cfg.repeat_by_style)
-        stream = BatchStream(sampler, cfg.batch_size, **state["data"])
-        accelerator.print(f"resumed from {resume.name} at step {step}")
-    optimizer = accelerator.prepare(optimizer)
-
-    scheduler = DDPMScheduler(**model.config.scheduler)
+        samples_seen = samples_of(state, len(sampler))
+        accelerator.print(f"resumed from {resume.name} at step {step} ({samples_seen} samples seen)")
     settings = LossSettings(noise_offset=cfg.noise_offset, min_snr_gamma=cfg.min_snr_gamma,
                             uncond_fraction=cfg.uncond_fraction, caption_dropout=cfg.caption_dropout,
                             mask_weight=cfg.mask_weight, timestep_shift=cfg.timestep_shift)
-    generator = torch.Generator()
+    training_step = TrainingStep(model, cfg.stage, settings, cfg.seed, DDPMScheduler(**model.config.scheduler))
+    loader = make_loader(sampler, cfg.batch_size, samples_seen, cfg.data_workers,
+                         pin_memory=accelerator.device.type == "cuda")
+    # the model goes to the device and, on several processes, into DDP (gradients averaged); the
+    # loader deals the batches of consecutive samples to the processes in turn
+    training_step, optimizer, loader = accelerator.prepare(training_step, optimizer, loader)
+    global_batch = cfg.batch_size * accelerator.num_processes
+
+    log = writer = None
     log_path = out / "loss.csv"
-    new_log = not log_path.exists() or step == 0
-    log = open(log_path, "w" if new_log else "a", newline="")
-    writer = csv.writer(log)
-    if new_log:
-        writer.writerow(["step", "loss", "lr", "seconds"])
-    model.train()
+    if main_process:
+        new_log = not log_path.exists() or step == 0
+        log = open(log_path, "w" if new_log else "a", newline="")  # noqa: SIM115  (closed below)
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(["step", "loss", "lr", "seconds"])
+    training_step.train()
+    batches = iter(loader)
     t0, first_step = time.perf_counter(), step  # a resumed run's rate counts only its own steps
     while step < cfg.max_steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        generator.manual_seed(cfg.seed * 1_000_003 + step)  # per-step noise: a resumed run matches an unbroken one
-        batch = stream.next()
-        with accelerator.accumulate(model):
+        batch = next(batches)
+        with accelerator.accumulate(training_step):
             with accelerator.autocast():
-                if cfg.stage == "vae":
-                    loss = vae_loss(model, batch, generator, cfg.mask_weight)
-                else:
-                    loss = diffusion_step_loss(model, scheduler, batch, cfg.stage, settings, generator)
+                loss = training_step(batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(list(trainable.values()), cfg.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        if not math.isfinite(loss.item()):
-            raise SystemExit(f"loss became {loss.item()} at step {step}; lower learning_rate or use fp32.")
+        mean_loss = accelerator.reduce(loss.detach().float(), reduction="mean").item()  # every process sees it
+        if not math.isfinite(mean_loss):
+            raise SystemExit(f"loss became {mean_loss} at step {step}; lower learning_rate or use fp32.")
         if ema is not None:
             with torch.no_grad():
                 for k, p in trainable.items():
                     ema[k].mul_(cfg.ema_decay).add_(p.detach(), alpha=1 - cfg.ema_decay)
         step += 1
-        writer.writerow([step, f"{loss.item():.6f}", f"{learning_rate(cfg, step - 1):.3g}",
-                         f"{time.perf_counter() - t0:.1f}"])
+        samples_seen += global_batch
+        if writer is not None:
+            writer.writerow([step, f"{mean_loss:.6f}", f"{learning_rate(cfg, step - 1):.3g}",
+                             f"{time.perf_counter() - t0:.1f}"])
         if step % cfg.log_every == 0:
-            log.flush()
-            accelerator.print(f"step {step}/{cfg.max_steps} loss {loss.item():.4f} "
-                              f"({(time.perf_counter() - t0) / max(step - first_step, 1):.2f} s/step)")
+            seconds = (time.perf_counter() - t0) / max(step - first_step, 1)
+            accelerator.print(f"step {step}/{cfg.max_steps} loss {mean_loss:.4f} ({seconds:.2f} s/step, "
+                              f"{cfg.batch_size / seconds:.1f} samples/s per process, "
+                              f"{global_batch / seconds:.1f} in total on {accelerator.num_processes})")
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-            log.flush()
-            save_checkpoint(out, step, {k: p for k, p in trainable.items()}, optimizer.state_dict(),
-                            {"data": stream.state, "config": str(args.config),
-                             "repeat_by_style": dict(cfg.repeat_by_style)}, ema)
-            plot_losses(log_path, out / "loss.png")
+            accelerator.wait_for_everyone()
+            if main_process:
+                log.flush()
+                save_checkpoint(out, step, {k: p for k, p in trainable.items()}, optimizer.state_dict(),
+                                {"samples": samples_seen, "processes": accelerator.num_processes,
+                                 "config": str(args.config), "repeat_by_style": dict(cfg.repeat_by_style)}, ema)
+                plot_losses(log_path, out / "loss.png")
+            accelerator.wait_for_everyone()  # nobody runs ahead of a checkpoint being written
         if cfg.validate_every and cfg.stage != "vae" and step % cfg.validate_every == 0:
-            with ema_weights(trainable, ema):
-                validation_videos(model, cfg, out / f"val-{step:07d}")
-            model.train()
-    log.close()
+            if main_process:
+                with ema_weights(trainable, ema):
+                    validation_videos(model, cfg, out / f"val-{step:07d}")
+            training_step.train()
+            accelerator.wait_for_everyone()
 
-    bundle = write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, ema)
-    plot_losses(log_path, out / "loss.png")
-    accelerator.print(f"wrote {bundle}")
+    accelerator.wait_for_everyone()
+    if main_process:
+        log.close()
+        bundle = write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, ema)
+        plot_losses(log_path, out / "loss.png")
+        accelerator.print(f"wrote {bundle}")
+    accelerator.end_training()
     return 0
+
+
+def gpu_available() -> bool:
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def warn_single_cpu_launch() -> None:
+    """`accelerate launch --cpu --num_processes N` starts ONE process unless MPI is set up (accelerate's
+    simple launcher): say so, rather than let a user believe N processes share the work."""
+    import os
+
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and os.environ.get("MASTER_ADDR") \
+            and "WORLD_SIZE" not in os.environ:
+        print("note: `accelerate launch --cpu` started a single process (it needs MPI for more); for N CPU "
+              "processes use `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs "
+              "(they meet over gloo).", file=sys.stderr)
+
+
+def samples_of(state: dict, clips: int) -> int:
+    """Samples a checkpoint's run had seen; checkpoints from before the count hold (epoch, position)."""
+    if "samples" in state:
+        return int(state["samples"])
+    data = state.get("data", {})
+    return int(data.get("epoch", 0)) * clips + int(data.get("position", 0))
 
 
 def write_bundle(model, cfg: TrainConfig, records, path: Path, step: int, trainable: dict[str, torch.nn.Parameter],

@@ -31,7 +31,8 @@ class TrainConfig:
     caption_film: bool = False  # motion stage: the beat FiLM also sees the caption (added fresh if the model lacks it)
     seed: int = 0
     max_steps: int = 1000
-    batch_size: int = 4
+    batch_size: int = 4  # per process: N processes train on batches of N * batch_size
+    data_workers: int = 2  # processes that load the next batches while the model trains (0 = in the loop)
     gradient_accumulation: int = 1
     learning_rate: float = 1e-4
     warmup_steps: int = 50
@@ -75,6 +76,8 @@ class TrainConfig:
             if not isinstance(times, int) or isinstance(times, bool) or times < 1:
                 raise InputError(f"repeat_by_style: '{style}' must repeat a whole number of times (1 or more); "
                                  f"got {times!r}.")
+        if self.data_workers < 0:
+            raise InputError(f"data_workers must be 0 or more; got {self.data_workers}.")
         if not self.timestep_shift > 0:
             raise InputError(f"timestep_shift must be above 0 (1 = uniform timesteps); got {self.timestep_shift}.")
 

@@ -4,8 +4,12 @@ Each manifest line names a clip ``.npz`` holding ``frames`` uint8 [T, H, W, 3], 
 uint8 [T, H, W] (the subject), ``music`` float32 [T, D] and ``beats`` float32 [T, K], plus the
 clip's ``caption`` and ``split``.
 
-Sampling is a pure function of (seed, epoch, index), and batches follow a per-epoch permutation,
-so a resumed run continues with exactly the batches it would have seen (``BatchStream.state``).
+Sampling is a pure function of (seed, epoch, index), and batches follow a per-epoch permutation:
+the run's k-th sample is a pure function of k (``SampleSet``). A run's data position is one number,
+the samples seen, so a resumed run continues with exactly the batches it would have seen, on any
+number of processes. ``make_loader`` deals consecutive batches of sample numbers to the processes
+in turn (through ``accelerator.prepare``), so one global batch holds the same samples whatever the
+process count; worker processes load them ahead of the step.
 """
 
 from __future__ import annotations
@@ -111,6 +115,58 @@ def collate(examples: list[dict]) -> dict:
     return batch
 
 
+def epoch_order(sampler: ClipSampler, epoch: int) -> np.ndarray:
+    """The order in which ``epoch`` shows the sampler's clips (a seeded permutation)."""
+    return np.random.default_rng([sampler.seed, epoch, 7]).permutation(len(sampler))
+
+
+class SampleSet(torch.utils.data.Dataset):
+    """The run's samples by their global number k (epoch k // clips, place k % clips in that epoch's
+    order); each example carries its number as ``sample``, which seeds its random draws."""
+
+    def __init__(self, sampler: ClipSampler):
+        self.sampler = sampler
+        self._orders: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:  # one epoch; the batch sampler goes on past it
+        return len(self.sampler)
+
+    def __getitem__(self, k: int) -> dict:
+        epoch, place = divmod(int(k), len(self.sampler))
+        if epoch not in self._orders:
+            self._orders = {epoch: epoch_order(self.sampler, epoch)}  # one epoch at a time is enough
+        example = self.sampler.example(int(self._orders[epoch][place]), epoch)
+        example["sample"] = torch.tensor(int(k))
+        return example
+
+
+class GlobalBatches(torch.utils.data.Sampler):
+    """Endless batches of ``batch_size`` consecutive sample numbers from ``start``. Under
+    ``accelerator.prepare`` process r of N takes batches r, r+N, ...: a step's N batches are one
+    global batch of N*batch_size consecutive samples, the batch one process would take alone."""
+
+    def __init__(self, start: int, batch_size: int):
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1; got {batch_size}.")
+        self.start, self.batch_size = int(start), int(batch_size)
+
+    def __iter__(self):
+        k = self.start
+        while True:
+            yield list(range(k, k + self.batch_size))
+            k += self.batch_size
+
+
+def make_loader(sampler: ClipSampler, batch_size: int, start: int = 0, workers: int = 0,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader of the run's batches from sample ``start`` on: ``workers`` processes read and
+    crop the clips ahead of the step (2 batches each), pinned when the model is on a GPU."""
+    return torch.utils.data.DataLoader(
+        SampleSet(sampler), batch_sampler=GlobalBatches(start, batch_size), collate_fn=collate,
+        num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
+        prefetch_factor=2 if workers > 0 else None)
+
+
 class BatchStream:
     """Endless, resumable stream of batches: epoch by epoch through a seeded permutation."""
 
@@ -125,7 +181,7 @@ class BatchStream:
         return {"epoch": self.epoch, "position": self.position}
 
     def _order(self) -> np.ndarray:
-        return np.random.default_rng([self.sampler.seed, self.epoch, 7]).permutation(len(self.sampler))
+        return epoch_order(self.sampler, self.epoch)
 
     def next(self) -> dict:
         order = self._order()

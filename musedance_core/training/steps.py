@@ -11,6 +11,12 @@ Condition dropout: a fraction of the samples of each batch is trained unconditio
 prompt, no reference, no music/beats), the unconditional branch classifier-free guidance uses.
 Caption dropout: a fraction of the conditioned samples keeps reference, music and beats but gets
 the empty prompt: the "same dance without a description" that prompt guidance compares with.
+
+Randomness is drawn per sample, from a generator seeded by the run's seed and the sample's global
+number in the run (``batch["sample"]``): each sample gets the same dropout, noise and timestep
+whichever process and batch position it lands in, so N processes with batch b follow one process
+with batch N*b (README: Training on several GPUs or machines). Losses are means of per-sample
+losses, so the mean over processes (DDP's gradient average) is the mean over the global batch.
 """
 
 from __future__ import annotations
@@ -69,71 +75,89 @@ def set_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.nn
     return params
 
 
-def vae_loss(model: MuseDanceModel, batch: dict, generator: torch.Generator, mask_weight: float = 0.0) -> torch.Tensor:
-    """L1 + L2 reconstruction (+ a tiny KL). With ``mask_weight`` the subject's pixels weigh
-    1 + mask_weight: a small subject on a large plain background otherwise barely counts."""
+def sample_generators(seed: int, samples) -> list[torch.Generator]:
+    """One CPU generator per sample, seeded by the run's seed and the sample's global number."""
+    return [torch.Generator().manual_seed((int(seed) * 1_000_003 + int(k)) % (2**63 - 1)) for k in samples]
+
+
+def _generators(batch: dict, seed: int) -> list[torch.Generator]:
+    samples = batch.get("sample")
+    samples = range(len(batch["caption"])) if samples is None else samples.tolist()
+    return sample_generators(seed, samples)
+
+
+def vae_loss(model: MuseDanceModel, batch: dict, seed: int, mask_weight: float = 0.0) -> torch.Tensor:
+    """L1 + L2 reconstruction (+ a tiny KL), the mean of per-sample losses. With ``mask_weight`` the
+    subject's pixels weigh 1 + mask_weight: a small subject on a large plain background otherwise
+    barely counts."""
+    generators = _generators(batch, seed)
     pixels = batch["pixels"][:, 0].to(model.device)  # (B, 3, H, W)
     dist = model.vae.encode(pixels).latent_dist
-    noise = torch.randn(dist.mean.shape, generator=generator).to(pixels.device)
+    noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g) for g in generators]).to(pixels.device)
     latents = dist.mean + dist.std * noise
     recon = model.vae.decode(latents).sample
     error = recon - pixels
     weights = 1.0 + mask_weight * batch["mask"][:, 0].to(pixels.device) if mask_weight > 0 else torch.ones_like(pixels[:, :1])
-    rec = ((error.abs() + error ** 2) * weights).mean() / weights.mean()
-    return rec + VAE_KL_WEIGHT * dist.kl().mean()
+    dims = tuple(range(1, error.ndim))
+    rec = ((error.abs() + error ** 2) * weights).mean(dim=dims) / weights.mean(dim=dims)
+    return (rec + VAE_KL_WEIGHT * dist.kl()).mean()
 
 
-def _uncond_first(batch: dict, fraction: float, generator: torch.Generator,
-                  caption_dropout: float = 0.0) -> tuple[dict, int]:
-    """Reorder the batch so the dropped (unconditional) samples come first; returns their count.
-    With ``caption_dropout``, that fraction of the other samples loses only its caption."""
+def _uncond_first(batch: dict, fraction: float, generators: list[torch.Generator],
+                  caption_dropout: float = 0.0) -> tuple[dict, int, list[torch.Generator]]:
+    """Reorder the batch so the dropped (unconditional) samples come first; returns it, their count
+    and the samples' generators in the new order. With ``caption_dropout``, that fraction of the
+    other samples loses only its caption."""
     b = len(batch["caption"])
-    drop = torch.rand(b, generator=generator) < fraction
-    order = torch.argsort(drop.logical_not().int(), stable=True)  # dropped first
-    out = {k: (v[order] if torch.is_tensor(v) else [v[i] for i in order.tolist()]) for k, v in batch.items()}
+    drop = torch.tensor([bool(torch.rand(1, generator=g) < fraction) for g in generators])
+    silent = ([bool(torch.rand(1, generator=g) < caption_dropout) for g in generators] if caption_dropout > 0
+              else [False] * b)  # drawn only when asked, so runs without it keep their random stream
+    order = torch.argsort(drop.logical_not().int(), stable=True).tolist()  # dropped first
+    out = {k: (v[order] if torch.is_tensor(v) else [v[i] for i in order]) for k, v in batch.items()}
     n = int(drop.sum())
-    out["caption"] = [""] * n + out["caption"][n:]
-    if caption_dropout > 0:  # drawn only when asked, so older runs keep their random stream
-        silent = (torch.rand(b, generator=generator) < caption_dropout).tolist()
-        out["caption"] = [c if i < n or not silent[i] else "" for i, c in enumerate(out["caption"])]
-    return out, n
+    out["caption"] = ["" if i < n or silent[j] else out["caption"][i] for i, j in enumerate(order)]
+    return out, n, [generators[i] for i in order]
 
 
 def _noisy(model: MuseDanceModel, scheduler, latents: torch.Tensor, settings: LossSettings,
-           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    b = latents.shape[0]
-    noise = offset_noise(tuple(latents.shape), generator, settings.noise_offset).to(latents.device)
-    t = sample_timesteps(b, scheduler.config.num_train_timesteps, settings.timestep_shift, generator).to(latents.device)
+           generators: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    shape = (1,) + tuple(latents.shape[1:])
+    noise = torch.cat([offset_noise(shape, g, settings.noise_offset) for g in generators]).to(latents.device)
+    t = torch.cat([sample_timesteps(1, scheduler.config.num_train_timesteps, settings.timestep_shift, g)
+                   for g in generators]).to(latents.device)
     return scheduler.add_noise(latents, noise, t), noise, t
 
 
 @torch.no_grad()
-def _encode(model: MuseDanceModel, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _encode(model: MuseDanceModel, pixels: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
     """[B, F, 3, H, W] -> latents [B, 4, F, h, w] (VAE frozen in these stages)."""
     b, f = pixels.shape[:2]
     flat = pixels.flatten(0, 1).to(model.device)
     dist = model.vae.encode(flat.to(model.vae.dtype)).latent_dist
-    latents = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=generator).to(flat.device)
+    per_sample = (f,) + tuple(dist.mean.shape[1:])
+    noise = torch.cat([torch.randn(per_sample, generator=g) for g in generators]).to(flat.device)
+    latents = dist.mean + dist.std * noise
     latents = latents * model.vae.config.scaling_factor
     return latents.unflatten(0, (b, f)).transpose(1, 2).float()
 
 
 def diffusion_step_loss(model: MuseDanceModel, scheduler, batch: dict, stage: str, settings: LossSettings,
-                        generator: torch.Generator, music_scale: float = 1.0, beat_scale: float = 1.0) -> torch.Tensor:
-    """Loss of one ``appearance`` or ``motion`` batch."""
-    batch, n_uncond = _uncond_first(batch, settings.uncond_fraction, generator, settings.caption_dropout)
-    latents = _encode(model, batch["pixels"], generator)  # (B, 4, F, h, w)
+                        seed: int, music_scale: float = 1.0, beat_scale: float = 1.0) -> torch.Tensor:
+    """Loss of one ``appearance`` or ``motion`` batch (the mean of per-sample losses)."""
+    batch, n_uncond, generators = _uncond_first(batch, settings.uncond_fraction, _generators(batch, seed),
+                                                settings.caption_dropout)
+    latents = _encode(model, batch["pixels"], generators)  # (B, 4, F, h, w)
     b = latents.shape[0]
     cond = slice(n_uncond, b) if n_uncond < b else None
     text = model.encode_prompt(batch["caption"])
     reference = None
     if cond is not None:
-        ref_latents = _encode(model, batch["reference"][cond][:, None], generator)[:, :, 0]
+        ref_latents = _encode(model, batch["reference"][cond][:, None], generators[cond])[:, :, 0]
         reference = model.encode_reference(ref_latents, text[cond])
     conditions = None
     if stage == "motion" and cond is not None:
         conditions = model.frame_conditions(batch["music"][cond].to(model.device), batch["beats"][cond].to(model.device))
-    noisy, noise, t = _noisy(model, scheduler, latents, settings, generator)
+    noisy, noise, t = _noisy(model, scheduler, latents, settings, generators)
     prediction = model.denoise(noisy, t, text, reference=reference, conditions=conditions, cond=cond,
                                music_scale=music_scale, beat_scale=beat_scale, motion=(stage == "motion"))
     target = training_target(scheduler, latents, noise, t)
@@ -144,6 +168,22 @@ def diffusion_step_loss(model: MuseDanceModel, scheduler, batch: dict, stage: st
         mask = torch.nn.functional.adaptive_avg_pool3d(mask, latents.shape[2:])
         pixel_weights = 1.0 + settings.mask_weight * mask
     return diffusion_loss(prediction, target, weights, pixel_weights)
+
+
+class TrainingStep(torch.nn.Module):
+    """The model and one stage's loss as a module, so that ``accelerator.prepare`` can wrap it for
+    data-parallel training (DDP syncs gradients through ``forward``): ``forward(batch)`` -> loss."""
+
+    def __init__(self, model: MuseDanceModel, stage: str, settings: LossSettings, seed: int, scheduler=None):
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}; got '{stage}'")
+        self.model, self.stage, self.settings, self.seed, self.scheduler = model, stage, settings, seed, scheduler
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        if self.stage == "vae":
+            return vae_loss(self.model, batch, self.seed, self.settings.mask_weight)
+        return diffusion_step_loss(self.model, self.scheduler, batch, self.stage, self.settings, self.seed)
 
 
 @torch.no_grad()
