@@ -182,3 +182,16 @@ def test_two_machines_train_as_one(data, vae_runs, tmp_path):
     assert "in total on 2" in logs[0]
     gap = _relative_gap(_weights(vae_runs["one"], 4), _weights(out, 4), _fresh_vae())
     assert gap < TOLERANCE
+
+
+def test_gradient_checkpointing_gives_the_same_weights_and_runs_with_bf16_on_two_processes(data, tmp_path):
+    """Checkpointed blocks recompute with their forward pass's context (motion FiLM hooks): the
+    same weights as without; with bf16 autocast under DDP it runs to the end."""
+    common = (f"data={data}", "max_steps=2", "batch_size=2")
+    _run(STAGE2, 1, *common, f"output_dir={tmp_path / 'plain'}")
+    _run(STAGE2, 1, *common, f"output_dir={tmp_path / 'ckpt'}", "gradient_checkpointing=true")
+    plain, ckpt = _weights(tmp_path / "plain", 2), _weights(tmp_path / "ckpt", 2)
+    assert all(torch.equal(plain[k], ckpt[k]) for k in plain)
+    log = _run(STAGE2, 2, *common, f"output_dir={tmp_path / 'bf16'}", "gradient_checkpointing=true",
+               "mixed_precision=bf16")
+    assert "in total on 2" in log and (tmp_path / "bf16" / "model.safetensors").is_file()

@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"the model was trained on '{model.config.music_encoder}' ({model.config.music_dim}); "
                          "prepare the data with the model's encoder (prepare_dataset.py --music-encoder).")
     if cfg.gradient_checkpointing:
-        model.denoising_unet.enable_gradient_checkpointing()
-        model.reference_unet.enable_gradient_checkpointing()
+        model.enable_gradient_checkpointing()
     trainable = set_trainable(model, cfg.train)
     optimizer = make_optimizer(cfg, list(trainable.values()))
     ema = {k: v.detach().clone() for k, v in trainable.items()} if cfg.ema_decay > 0 and main_process else None

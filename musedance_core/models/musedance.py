@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from einops import rearrange
 from torch import nn
 
@@ -284,6 +285,23 @@ class MuseDanceModel(nn.Module):
         with self._use_context(ctx):
             return self.denoising_unet(latents.to(self.dtype), timestep, encoder_hidden_states=text,
                                        cross_attention_kwargs={"musedance": ctx}).sample
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the UNets' blocks in the backward pass instead of keeping their activations.
+        The motion modules' FiLM and bypass hooks read the call's context (``_use_context``), which
+        is gone by the time backward recomputes a block: each checkpoint carries the context of its
+        forward pass into the recomputation, or the two would differ (torch's CheckpointError)."""
+        def checkpoint(block, *args):
+            ctx = self._context
+
+            def run(*inputs):
+                with self._use_context(ctx):
+                    return block(*inputs)
+
+            return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+        for unet in (self.denoising_unet, self.reference_unet):
+            unet.enable_gradient_checkpointing(checkpoint)
 
     @contextlib.contextmanager
     def _use_context(self, ctx: AttentionContext):
