@@ -1,8 +1,12 @@
-"""File-to-file animation: image + music file -> mp4 with the music in it (the CLI's ``animate``).
+"""File-to-file animation: image + music file -> mp4 with the music in it (the CLI's ``animate``
+and, row by row, ``animate-batch``).
 
-Loads the music segment twice — mono at the analysis rate for beats and features, and as is
-for the soundtrack — finds beats and features at the video fps, runs the pipeline and streams
-the decoded frames into the mp4 writer, so a long video never sits in memory whole.
+``animate_file`` does one video with a model already loaded (``load_model``), so a batch loads
+the model once and reuses it. It loads the music segment twice — mono at the analysis rate for
+beats and features, and as is for the soundtrack — finds beats and features at the video fps,
+runs the pipeline and streams the decoded frames into the mp4 writer, so a long video never sits
+in memory whole. The writer fills a hidden temporary file and renames it at the end: a failed or
+killed run never leaves a half video under the output's name.
 """
 
 from __future__ import annotations
@@ -10,22 +14,37 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    from .audio.encoders import MusicEncoder
+    from .checkpoints.assemble import ModelSources
+    from .models.musedance import MuseDanceModel
+    from .pipeline import AnimateSettings, AnimationResult
+
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "musedance-demo-tiny.safetensors"
+DEFAULT_PROMPT = "dances to the beat"
 
 
-def load_model(args, device: torch.device, dtype: torch.dtype):
-    """The model the arguments name (a bundle and/or base, motion and Animate Anyone files, see
-    checkpoints/assemble.py), else the bundled demo model. Returns (model, label)."""
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_model(sources: ModelSources, device: torch.device, dtype: torch.dtype,
+               log: Callable[[str], None] = _stderr) -> tuple[MuseDanceModel, str]:
+    """The model ``sources`` name (a bundle and/or base, motion and Animate Anyone files, see
+    checkpoints/assemble.py), else the bundled demo model, on ``device`` in ``dtype``.
+    Returns (model, label); the assembly report of real files goes to ``log``."""
     from .checkpoints.assemble import ModelSources, assemble
 
-    sources = ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
-                           animate_anyone=args.animate_anyone, tokenizer=args.tokenizer)
+    sources = ModelSources(bundle=sources.bundle, base=sources.base, motion=sources.motion,
+                           animate_anyone=sources.animate_anyone, tokenizer=sources.tokenizer)
     if not any((sources.bundle, sources.base, sources.motion, sources.animate_anyone)):
         if not DEMO_BUNDLE.is_file():
             raise InputError(f"no model given and the demo model is missing ({DEMO_BUNDLE}); pass --model BUNDLE, "
@@ -34,91 +53,160 @@ def load_model(args, device: torch.device, dtype: torch.dtype):
     model, report = assemble(sources, device=device, dtype=dtype)
     if sources.bundle == DEMO_BUNDLE:
         return model, f"demo model {DEMO_BUNDLE.name}"
-    print(report.format(), file=sys.stderr)
+    log(report.format())
     return model, " + ".join(str(p.name) for p in (sources.base, sources.animate_anyone, sources.motion,
                                                    sources.bundle) if p is not None)
 
 
-def animate_files(args) -> Path:
-    """Run the ``animate`` command (see cli.py for the arguments)."""
+def weights_device(device: torch.device, offload: str) -> torch.device:
+    """Where to load the weights: with offload the weights wait on the CPU and each stage's
+    modules visit ``device`` in turn."""
+    return torch.device("cpu") if offload == "stages" else device
+
+
+def read_image(path: str | Path):
+    """The image file as a loaded PIL image; InputError when it is missing or not an image."""
     from PIL import Image, UnidentifiedImageError
 
-    from .audio.analysis import ANALYSIS_SAMPLE_RATE, analyze
-    from .audio.beats import track_beats
-    from .audio.backbones import encoder_for_model
-    from .audio.encoders import SpectralEncoder
-    from .audio.io import load_audio, to_mono, resample
-    from .devices import pick_device, pick_dtype
-    from .pipeline import AnimateSettings, MuseDancePipeline
-    from .video import VideoWriter
-
-    t0 = time.perf_counter()
-    image_path = Path(args.image)
-    if not image_path.is_file():
-        raise InputError(f"image file not found: '{image_path}'.")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image file not found: '{path}'.")
     try:
-        image = Image.open(image_path)
+        image = Image.open(path)
         image.load()
     except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read '{image_path.name}' as an image ({exc}); use png, jpg or webp.") from exc
+        raise InputError(f"cannot read '{path.name}' as an image ({exc}); use png, jpg or webp.") from exc
+    return image
 
-    device = pick_device(args.device)
-    dtype = pick_dtype(args.precision, device)
-    offload = args.offload
-    # with offload the weights wait on the CPU and each stage's modules visit the device in turn
-    model, model_name = load_model(args, torch.device("cpu") if offload == "stages" else device, dtype)
-    fps = float(args.fps) if args.fps else float(model.config.fps)
 
-    soundtrack = load_audio(args.music, start=args.start, duration=args.seconds)
+def music_encoder_for(model: MuseDanceModel, device: torch.device, choice: str | Path | None = None,
+                      dirs: Iterable[str | Path] = ()) -> MusicEncoder:
+    """The encoder the model was trained with unless ``choice`` names one; a learned one runs on
+    ``device`` in fp32."""
+    from .audio.backbones import encoder_for_model
+
+    return encoder_for_model(model.config.music_encoder, choice, list(dirs), device=device)
+
+
+def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music: str | Path, out: str | Path,
+                 settings: AnimateSettings, *, start: float = 0.0, seconds: float | None = None,
+                 fps: float | None = None, prompt: str = DEFAULT_PROMPT, negative_prompt: str = "",
+                 music_encoder: str | Path | None = None, audio_encoders: Iterable[str | Path] = (),
+                 encoder: MusicEncoder | None = None, model_label: str | None = None,
+                 log: Callable[[str], None] = _stderr, progress: bool | None = None) -> AnimationResult:
+    """Animate ``image`` to ``music`` with a loaded ``model`` and write the mp4 ``out``.
+
+    Args:
+        model, device: the loaded model and where sampling runs (with ``settings.offload ==
+            "stages"`` the weights may wait on the CPU, see ``weights_device``).
+        image: an image file, or an image already read (PIL, numpy or tensor).
+        music: the music file; ``start`` and ``seconds`` pick the segment (None: to the end).
+        out: the mp4 to write (replaced if it exists; written under a temporary name first).
+        settings: sampler settings; ``fps`` None = the model's.
+        music_encoder, audio_encoders: the encoder choice (None = the one the model was trained
+            with) and the folders to find it in; or ``encoder``, one already built (a batch
+            builds it once). A built-here learned encoder is dropped before sampling.
+        model_label: when given, named with the device and precision in the ``music:`` line.
+        log: where warnings and the ``music:`` line go (default stderr).
+        progress: a sampling progress bar on stderr: None = on a terminal only, False = never.
+
+    Returns:
+        The pipeline's result (frames streamed into the file, so ``frames`` is None).
+
+    Raises:
+        MuseDanceError (InputError, AudioError, VideoError, ...): an input cannot be used; no
+            file is left under ``out``.
+    """
+    from .audio.analysis import ANALYSIS_SAMPLE_RATE, analyze
+    from .audio.beats import track_beats
+    from .audio.encoders import SpectralEncoder
+    from .audio.io import load_audio, resample, to_mono
+    from .pipeline import MuseDancePipeline, check_inputs
+    from .video import VideoWriter
+
+    if isinstance(image, (str, Path)):
+        image = read_image(image)
+    fps = float(fps) if fps else float(model.config.fps)
+    soundtrack = load_audio(music, start=start, duration=seconds)
     mono = resample(to_mono(soundtrack), ANALYSIS_SAMPLE_RATE).samples[0]
-    # the encoder the model was trained with unless one is chosen; a learned one runs on the device in fp32
-    encoder = encoder_for_model(model.config.music_encoder, args.music_encoder, args.audio_encoders, device=device)
+    if encoder is None:
+        encoder = music_encoder_for(model, device, music_encoder, audio_encoders)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         analysis = analyze(mono, ANALYSIS_SAMPLE_RATE)
         beats = track_beats(mono, ANALYSIS_SAMPLE_RATE, fps, analysis=analysis)
         if isinstance(encoder, SpectralEncoder):
-            music = encoder.encode(mono, ANALYSIS_SAMPLE_RATE, fps, start=soundtrack.start, analysis=analysis)
+            features = encoder.encode(mono, ANALYSIS_SAMPLE_RATE, fps, start=soundtrack.start, analysis=analysis)
         else:  # learned encoders resample from the file's own rate
-            music = encoder.encode(to_mono(soundtrack).samples[0], soundtrack.sample_rate, fps,
-                                   start=soundtrack.start)
-    del encoder  # a learned encoder's weights are not needed for sampling
+            features = encoder.encode(to_mono(soundtrack).samples[0], soundtrack.sample_rate, fps,
+                                      start=soundtrack.start)
+    del encoder  # one built here is not needed for sampling (a caller's stays with the caller)
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    print(f"music: {soundtrack.duration:.2f} s, {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats; "
-          f"model: {model_name} on {device} ({str(dtype).removeprefix('torch.')}"
-          f"{', offload: stages' if offload == 'stages' else ''})", file=sys.stderr)
+        log(f"warning: {w.message}")
+    line = f"music: {soundtrack.duration:.2f} s, {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats"
+    if model_label is not None:
+        line += (f"; model: {model_label} on {device} ({str(model.dtype).removeprefix('torch.')}"
+                 f"{', offload: stages' if settings.offload == 'stages' else ''})")
+    log(line)
 
-    settings = AnimateSettings(num_frames=args.frames, width=args.width, height=args.height, steps=args.steps,
-                               cfg=args.cfg, prompt_guidance=args.prompt_guidance,
-                               music_strength=args.music_strength, beat_strength=args.beat_strength,
-                               seed=args.seed, scheduler=args.scheduler, context_length=args.context_length,
-                               context_overlap=args.context_overlap, decode_chunk=args.decode_chunk,
-                               vae_tiling=args.vae_tiling, upcast_vae=args.upcast_vae, offload=offload)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        used, _ = check_inputs(model, features, beats, settings)
+    for w in caught:
+        log(f"warning: {w.message}")
+
     from tqdm import tqdm
 
     bar = tqdm(total=None, unit="window", desc="sampling", file=sys.stderr, leave=False,
-               disable=None)  # None: a live bar on a terminal, none in logs and CI
+               disable=None if progress is None else not progress)  # None: a live bar on a terminal only
 
     def on_progress(p) -> None:
         bar.total = p.total
         bar.update(1)
 
     pipe = MuseDancePipeline(model, device=device)
-    out = Path(args.out)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        from .pipeline import check_inputs
+    try:
+        with VideoWriter(Path(out), fps, used.width, used.height, audio=soundtrack) as writer:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # already reported above
+                result = pipe(image, features, beats, prompt, negative_prompt, settings,
+                              callback=on_progress, frame_sink=writer.write)
+    finally:
+        bar.close()
+    return result
 
-        used, _ = check_inputs(model, music, beats, settings)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    with VideoWriter(out, fps, used.width, used.height, audio=soundtrack) as writer:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # already reported above
-            result = pipe(image, music, beats, args.prompt, args.negative_prompt, settings,
-                          callback=on_progress, frame_sink=writer.write)
-    bar.close()
-    print(f"wrote {out}: {result.num_frames} frames, {result.width}x{result.height} at {fps:g} fps with the music; "
-          f"took {time.perf_counter() - t0:.1f} s")
+
+def animate_files(args) -> Path:
+    """Run the ``animate`` command (see cli.py for the arguments)."""
+    from .checkpoints.assemble import ModelSources
+    from .devices import pick_device, pick_dtype
+
+    t0 = time.perf_counter()
+    image = read_image(args.image)  # a wrong image fails before the model loads
+    device = pick_device(args.device)
+    dtype = pick_dtype(args.precision, device)
+    settings = settings_from_args(args)
+    sources = ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
+                           animate_anyone=args.animate_anyone, tokenizer=args.tokenizer)
+    model, model_name = load_model(sources, weights_device(device, settings.offload), dtype)
+    out = Path(args.out)
+    result = animate_file(model, device, image, args.music, out, settings, start=args.start, seconds=args.seconds,
+                          fps=args.fps, prompt=args.prompt, negative_prompt=args.negative_prompt,
+                          music_encoder=args.music_encoder, audio_encoders=args.audio_encoders,
+                          model_label=model_name)
+    print(f"wrote {out}: {result.num_frames} frames, {result.width}x{result.height} at {result.fps:g} fps with the "
+          f"music; took {time.perf_counter() - t0:.1f} s")
     return out
+
+
+def settings_from_args(args, **overrides) -> AnimateSettings:
+    """The ``AnimateSettings`` the command-line flags give (``overrides`` by field name win)."""
+    from .pipeline import AnimateSettings
+
+    values = dict(num_frames=args.frames, width=args.width, height=args.height, steps=args.steps, cfg=args.cfg,
+                  prompt_guidance=args.prompt_guidance, music_strength=args.music_strength,
+                  beat_strength=args.beat_strength, seed=args.seed, scheduler=args.scheduler,
+                  context_length=args.context_length, context_overlap=args.context_overlap,
+                  decode_chunk=args.decode_chunk, vae_tiling=args.vae_tiling, upcast_vae=args.upcast_vae,
+                  offload=args.offload)
+    return AnimateSettings(**(values | overrides))

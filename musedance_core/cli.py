@@ -1,9 +1,10 @@
 """Command line: ``python -m musedance_core <command> ...``.
 
 Commands:
-  beats    find beats and downbeats in a music file; optional plot (PNG) and JSON.
-  animate  make an image dance to music: writes an mp4 with the music in it.
-  inspect  report what a set of model files (bundle, SD 1.5 base, motion module, ...) assembles into.
+  beats          find beats and downbeats in a music file; optional plot (PNG) and JSON.
+  animate        make an image dance to music: writes an mp4 with the music in it.
+  animate-batch  one mp4 per row of a CSV; resumes, reports bad rows, shards over `accelerate launch`.
+  inspect        report what a set of model files (bundle, SD 1.5 base, motion module, ...) assembles into.
 """
 
 from __future__ import annotations
@@ -85,19 +86,33 @@ def run_beats(args: argparse.Namespace) -> int:
 
 
 def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
-    from .devices import OFFLOAD_MODES
-    from .pipeline import AnimateSettings
-    from .schedulers import SCHEDULERS
-
-    d = AnimateSettings()
     p = sub.add_parser("animate", help="make an image dance to music (mp4 with the music)",
                        description="Animate IMAGE to MUSIC following PROMPT; writes an H.264 + AAC mp4.")
     p.add_argument("--image", required=True, help="reference image (png, jpg, webp, ...; alpha is put on white)")
     p.add_argument("--music", required=True, help="music file (any format FFmpeg reads)")
-    p.add_argument("--prompt", default="dances to the beat", help="motion description (default: %(default)r)")
-    p.add_argument("--negative-prompt", default="", help="what to avoid (default: empty)")
+    _add_prompt_arguments(p)
     p.add_argument("--out", type=Path, default=Path("musedance.mp4"), help="output mp4 (default: %(default)s)")
     add_source_arguments(p, bundle_help="MuseDance bundle (.safetensors); default: the bundled demo model")
+    _add_setting_arguments(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    _add_memory_arguments(p)
+    p.set_defaults(run=run_animate)
+
+
+def _add_prompt_arguments(p: argparse.ArgumentParser) -> None:
+    from .animate import DEFAULT_PROMPT
+
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="motion description (default: %(default)r)")
+    p.add_argument("--negative-prompt", default="", help="what to avoid (default: empty)")
+
+
+def _add_setting_arguments(p: argparse.ArgumentParser) -> None:
+    """The music encoder and the sampler settings (``animate`` and ``animate-batch``; the batch's
+    CSV columns carry the same names with underscores)."""
+    from .pipeline import AnimateSettings
+    from .schedulers import SCHEDULERS
+
+    d = AnimateSettings()
     p.add_argument("--music-encoder", default=None, metavar="NAME_OR_PATH",
                    help="music encoder: 'spectral', a Hugging Face MERT/HuBERT/wav2vec2/CLAP model folder, or the name "
                         "of a folder in --audio-encoders (default: the encoder the model was trained with)")
@@ -122,7 +137,14 @@ def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler, help="sampler (default %(default)s)")
     p.add_argument("--context-length", type=int, default=d.context_length, help="frames per window (default %(default)s)")
     p.add_argument("--context-overlap", type=int, default=d.context_overlap, help="window overlap (default %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+
+
+def _add_memory_arguments(p: argparse.ArgumentParser) -> None:
+    """Precision and memory options (after --device)."""
+    from .devices import OFFLOAD_MODES
+    from .pipeline import AnimateSettings
+
+    d = AnimateSettings()
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                    help="weight precision; auto = fp16 on CUDA/MPS, fp32 on CPU (bf16 also runs on the CPU, halving "
                         "memory; fp16 runs there too but far slower); latents and the sampler stay fp32")
@@ -136,7 +158,6 @@ def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
                         "then the UNet, then the VAE decoder): lower peak memory, a little slower (default none)")
     p.add_argument("--no-upcast-vae", dest="upcast_vae", action="store_false",
                    help="run an fp16 VAE in fp16 (less memory; a frame that overflows is decoded again in fp32)")
-    p.set_defaults(run=run_animate)
 
 
 def run_animate(args: argparse.Namespace) -> int:
@@ -144,6 +165,37 @@ def run_animate(args: argparse.Namespace) -> int:
 
     animate_files(args)
     return 0
+
+
+def _add_animate_batch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "animate-batch", help="animate every row of a CSV (image, music, prompt, output, settings); "
+                              "resumable, shards over 'accelerate launch' processes",
+        description="Make one mp4 per row of JOBS.csv. Columns: image, music, prompt, output (required) and any "
+                    "of the animate settings by name with underscores (negative_prompt, start, seconds, frames, fps, "
+                    "width, height, steps, cfg, prompt_guidance, music_strength, beat_strength, seed, scheduler, "
+                    "context_length, context_overlap); a blank cell takes the command-line value. Relative paths "
+                    "are relative to the CSV's folder. A row whose output exists is skipped; a row that fails is "
+                    "reported and the others go on. Under 'accelerate launch' (or torchrun) process r of N takes "
+                    "the rows r, r+N, ... Exit code 0 = every row made or skipped, 1 = a row failed in some "
+                    "process, 2 = the CSV or the options are wrong (nothing run).")
+    p.add_argument("jobs", type=Path, metavar="JOBS.csv", help="the jobs, one row per video, with a header row")
+    _add_prompt_arguments(p)
+    add_source_arguments(p, bundle_help="MuseDance bundle (.safetensors); default: the bundled demo model")
+    _add_setting_arguments(p)
+    p.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda, cuda:1, mps; auto = the process's device from accelerate: cuda:LOCAL_RANK "
+                        "under 'accelerate launch', else cuda, mps or cpu (default auto)")
+    _add_memory_arguments(p)
+    p.add_argument("--report-dir", type=Path, default=None,
+                   help="where each process writes its report JOBS.report-RANK.csv (default: the CSV's folder)")
+    p.set_defaults(run=run_animate_batch)
+
+
+def run_animate_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    return run_batch(args)
 
 
 def add_source_arguments(p: argparse.ArgumentParser, bundle_help: str = "MuseDance bundle (.safetensors)") -> None:
@@ -185,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_beats_parser(sub)
     _add_animate_parser(sub)
+    _add_animate_batch_parser(sub)
     _add_inspect_parser(sub)
     return parser
 
