@@ -13,6 +13,15 @@ Data-parallel under ``accelerate launch``: the model is wrapped for gradient ave
 process takes its share of every global batch (``batch_size`` per process), each sample draws
 its own noise from its global number, so N processes follow one process with N times the batch
 (tests/test_distributed_training.py); only the main process writes files.
+
+Sharded under ``accelerate launch --config_file training/accelerate/<fsdp|deepspeed>...yaml``
+(FSDP2 or DeepSpeed ZeRO-2, GPUs only): the same loop, but the optimizer state (and with FSDP the
+weights) lives in shards, so every process takes part in a checkpoint: the trained tensors are
+gathered in full into the same ``trainable.safetensors``, the optimizer state goes to a subfolder
+in accelerate's format (musedance_core/training/checkpoint.py), and the final bundle is built from
+the last checkpoint on the main process. Options that need the whole weights on one process (EMA,
+validation videos) or unsharded parameters (8-bit Adam with FSDP) are refused or skipped with the
+reason (README: memory and sharding; tests/test_sharded_training.py).
 """
 
 from __future__ import annotations
@@ -20,7 +29,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib.util
+import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -168,12 +180,27 @@ def data_music(root: str, records) -> tuple[str, int]:
         return records[0].get("music_encoder", "spectral-v1"), int(arrays["music"].shape[1])
 
 
+NO_BITSANDBYTES = ("use_8bit_adam needs bitsandbytes: pip install bitsandbytes (CUDA only), "
+                   "or train with --set use_8bit_adam=false.")
+
+
+def check_8bit_adam(cfg: TrainConfig) -> None:
+    """Stop at once, before a model is built or a folder made, when 8-bit Adam is asked for and
+    bitsandbytes cannot be imported."""
+    if not cfg.use_8bit_adam:
+        return
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(NO_BITSANDBYTES) from exc
+
+
 def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]):
     if cfg.use_8bit_adam:
         try:
             import bitsandbytes as bnb
         except ImportError as exc:
-            raise SystemExit("use_8bit_adam needs bitsandbytes (pip install bitsandbytes, CUDA only).") from exc
+            raise SystemExit(NO_BITSANDBYTES) from exc
         return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
@@ -188,15 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate.utils import DistributedDataParallelKwargs
     from diffusers import DDPMScheduler
 
-    from musedance_core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from musedance_core.training.checkpoint import (latest_checkpoint, load_checkpoint, load_sharded_state,
+                                                    save_checkpoint)
     from musedance_core.training.data import ClipSampler, make_loader, read_manifest, repeat_by_style
     from musedance_core.training.report import plot_losses, validation_videos
-    from musedance_core.training.steps import LossSettings, TrainingStep, set_trainable
+    from musedance_core.training.steps import LossSettings, TrainingStep, named_trainable, set_trainable
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
     records = tuple(read_manifest(cfg.data, "train"))
     shown = repeat_by_style(records, cfg.repeat_by_style)  # before the model: a typo fails at once
+    check_8bit_adam(cfg)  # these too: a missing package or an impossible combination ends the run here
+    check_sharding_request(cfg, requested_sharding())
     # find_unused_parameters: a process whose samples all drew condition dropout leaves the music
     # and beat branches without gradients this step, while the others have them
     warn_single_cpu_launch()
@@ -204,11 +234,14 @@ def main(argv: list[str] | None = None) -> int:
                               cpu=not gpu_available(),  # CPU-only machines: processes meet over gloo
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     main_process = accelerator.is_main_process  # the only one that writes files
+    sharding = active_sharding(accelerator)  # None: DDP or one process; "fsdp" | "deepspeed": every process checkpoints
+    announce_sharding(accelerator, sharding, cfg)
     out = Path(cfg.output_dir)  # made once the data is known good: a mistake leaves no empty run folder
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
     music = data_music(cfg.data, records)
-    model = build_model(cfg, music, data_beat_features(cfg.data, records))
+    beat_features = data_beat_features(cfg.data, records)
+    model = build_model(cfg, music, beat_features)
     if (model.config.music_encoder, model.config.music_dim) != music:
         raise SystemExit(f"the data set's music features come from '{music[0]}' ({music[1]} values per frame) but "
                          f"the model was trained on '{model.config.music_encoder}' ({model.config.music_dim}); "
@@ -226,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     if resume is not None:
         weights, optimizer_state, state, ema_state = load_checkpoint(resume)
         check_checkpoint_parts(resume, weights, trainable)
-        with torch.no_grad():
+        check_checkpoint_sharding(resume, state, sharding, accelerator.num_processes)
+        with torch.no_grad():  # a sharded run too: the full tensors go in before the model is sharded
             for k, v in weights.items():
                 trainable[k].copy_(v)
-        optimizer.load_state_dict(optimizer_state)
+        if sharding is None:  # a sharded run's optimizer state is loaded once it is prepared (below)
+            optimizer.load_state_dict(optimizer_state)
         ema = ema_state if ema is not None else None
         step = state["step"]
         check_same_epoch_list(resume, state, cfg.repeat_by_style)
@@ -241,9 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     training_step = TrainingStep(model, cfg.stage, settings, cfg.seed, DDPMScheduler(**model.config.scheduler))
     loader = make_loader(sampler, cfg.batch_size, samples_seen, cfg.data_workers,
                          pin_memory=accelerator.device.type == "cuda")
+    names = parameter_names(training_step, trainable)  # bundle name -> name in the prepared module
+    if sharding == "deepspeed":
+        configure_deepspeed(accelerator, cfg)
     # the model goes to the device and, on several processes, into DDP (gradients averaged); the
     # loader deals the batches of consecutive samples to the processes in turn
     training_step, optimizer, loader = accelerator.prepare(training_step, optimizer, loader)
+    if ema is not None:  # beside the weights it follows (they went to the device in prepare)
+        ema = {k: v.to(trainable[k].device) for k, v in ema.items()}
+    if sharding == "fsdp":  # FSDP2 replaced the parameters by sharded ones (what clipping must see)
+        trainable = named_trainable(model, cfg.train)
+    if resume is not None and sharding is not None:
+        load_sharded_state(accelerator, sharding, training_step, optimizer, resume)
     global_batch = cfg.batch_size * accelerator.num_processes
 
     log = writer = None
@@ -262,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             group["lr"] = learning_rate(cfg, step)
         batch = next(batches)
         with accelerator.accumulate(training_step):
-            with accelerator.autocast():
+            with step_autocast(accelerator, sharding, cfg):
                 loss = training_step(batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients and cfg.max_grad_norm > 0:
@@ -288,14 +332,18 @@ def main(argv: list[str] | None = None) -> int:
                               f"{global_batch / seconds:.1f} in total on {accelerator.num_processes})")
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             accelerator.wait_for_everyone()
+            run_state = {"samples": samples_seen, "processes": accelerator.num_processes,
+                         "config": str(args.config), "repeat_by_style": dict(cfg.repeat_by_style)}
             if main_process:
                 log.flush()
-                save_checkpoint(out, step, {k: p for k, p in trainable.items()}, optimizer.state_dict(),
-                                {"samples": samples_seen, "processes": accelerator.num_processes,
-                                 "config": str(args.config), "repeat_by_style": dict(cfg.repeat_by_style)}, ema)
+            if sharding is not None:  # every process writes its part of the optimizer state
+                save_sharded_checkpoint(accelerator, sharding, out, step, training_step, optimizer, names, run_state)
+            elif main_process:
+                save_checkpoint(out, step, {k: p for k, p in trainable.items()}, optimizer.state_dict(), run_state, ema)
+            if main_process:
                 plot_losses(log_path, out / "loss.png")
             accelerator.wait_for_everyone()  # nobody runs ahead of a checkpoint being written
-        if cfg.validate_every and cfg.stage != "vae" and step % cfg.validate_every == 0:
+        if cfg.validate_every and cfg.stage != "vae" and step % cfg.validate_every == 0 and sharding is None:
             if main_process:
                 with ema_weights(trainable, ema):
                     validation_videos(model, cfg, out / f"val-{step:07d}")
@@ -305,11 +353,178 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     if main_process:
         log.close()
-        bundle = write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, ema)
+        if sharding is None:
+            bundle = write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, ema)
+        else:  # the weights are sharded over the processes: the last checkpoint has them whole
+            bundle = bundle_from_checkpoint(cfg, records, music, beat_features, out, step)
         plot_losses(log_path, out / "loss.png")
         accelerator.print(f"wrote {bundle}")
     accelerator.end_training()
     return 0
+
+
+SHARDING_NAMES = {"fsdp": "FSDP", "deepspeed": "DeepSpeed ZeRO"}
+
+
+def requested_sharding() -> str | None:
+    """The sharded training ``accelerate launch`` was asked for (its config's distributed_type),
+    from the environment it gives the processes: "fsdp", "deepspeed" or None."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        return "deepspeed"
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "fsdp"
+    return None
+
+
+def check_sharding_request(cfg: TrainConfig, sharding: str | None) -> None:
+    """Refuse, before anything heavy, a sharded launch this machine or this config cannot run,
+    naming the fix: DeepSpeed not installed, EMA (it needs the whole weights on the main process),
+    8-bit Adam with FSDP (bitsandbytes cannot step FSDP's sharded parameters) or with DeepSpeed's
+    optimizer offload (DeepSpeed then runs its own CPU Adam), an FSDP setup train.py cannot shard."""
+    if sharding is None:
+        return
+    if sharding == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise SystemExit("this run was launched with a DeepSpeed config but deepspeed is not installed: "
+                         "pip install deepspeed (Linux, CUDA and a C++ compiler), or launch with "
+                         "training/accelerate/fsdp_shard_grad_op.yaml or ddp.yaml instead.")
+    name = SHARDING_NAMES[sharding]
+    if cfg.ema_decay > 0:
+        raise SystemExit(f"ema_decay needs the whole trained weights on the main process, which {name} shards over "
+                         "the processes: train with --set ema_decay=0, or with DDP (training/accelerate/ddp.yaml).")
+    if sharding == "fsdp":
+        if cfg.use_8bit_adam:
+            raise SystemExit("8-bit Adam (bitsandbytes) cannot step FSDP's sharded parameters: train with "
+                             "--set use_8bit_adam=false (FSDP already splits Adam's states over the GPUs), "
+                             "or launch training/accelerate/deepspeed_zero2.yaml.")
+        version = os.environ.get("FSDP_VERSION", "1")
+        wrap = os.environ.get("FSDP_AUTO_WRAP_POLICY", "NO_WRAP").upper()
+        if version != "2":
+            raise SystemExit(f"train.py shards with FSDP2; the accelerate config asks for FSDP version {version}: set "
+                             "fsdp_version: 2 (as training/accelerate/fsdp_shard_grad_op.yaml does).")
+        if wrap != "NO_WRAP":
+            raise SystemExit(f"fsdp_auto_wrap_policy must be NO_WRAP (got {wrap}), as in "
+                             "training/accelerate/fsdp_shard_grad_op.yaml: MuseDance calls parts of its modules "
+                             "directly (vae.encode, the attention projections), which per-module FSDP units "
+                             "leave sharded.")
+        if os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "false").lower() in ("1", "true"):
+            raise SystemExit("set fsdp_activation_checkpointing: false in the accelerate config and "
+                             "gradient_checkpointing: true in the training config instead (the UNets' own "
+                             "checkpointing).")
+    if sharding == "deepspeed" and cfg.use_8bit_adam and deepspeed_offloads_optimizer():
+        raise SystemExit("with the optimizer offloaded to the CPU, DeepSpeed steps its own CPU Adam, not 8-bit Adam: "
+                         "train with --set use_8bit_adam=false.")
+
+
+def deepspeed_offloads_optimizer() -> bool:
+    """Whether the DeepSpeed launch offloads the optimizer (accelerate config or DeepSpeed JSON)."""
+    device = os.environ.get("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "none").lower()
+    config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")
+    if config_file != "none" and Path(config_file).is_file():
+        zero = json.loads(Path(config_file).read_text()).get("zero_optimization", {})
+        device = str(zero.get("offload_optimizer", {}).get("device", device)).lower()
+    return device not in ("none", "")
+
+
+def active_sharding(accelerator) -> str | None:
+    """"fsdp" or "deepspeed" when accelerate does shard this run, else None."""
+    from accelerate.utils import DistributedType
+
+    return {DistributedType.FSDP: "fsdp", DistributedType.DEEPSPEED: "deepspeed"}.get(accelerator.distributed_type)
+
+
+def announce_sharding(accelerator, sharding: str | None, cfg: TrainConfig) -> None:
+    """Say what is sharded, and that a sharded launch on CPU processes runs plain data-parallel:
+    accelerate engages FSDP and DeepSpeed on GPUs (and other accelerators) only."""
+    requested = requested_sharding()
+    if requested is not None and sharding is None:
+        if accelerator.is_main_process:
+            print(f"note: the accelerate config asks for {SHARDING_NAMES[requested]}, which accelerate runs on "
+                  f"GPUs only: these {accelerator.num_processes} CPU process(es) train plain data-parallel, "
+                  "nothing sharded.", file=sys.stderr)
+        return
+    if sharding is None:
+        return
+    what = ("weights, gradients and optimizer state" if sharding == "fsdp" else "gradients and optimizer state")
+    n = accelerator.num_processes
+    accelerator.print(f"{SHARDING_NAMES[sharding]}: {what} sharded over {n} process{'es' if n != 1 else ''}")
+    if cfg.validate_every and cfg.stage != "vae" and accelerator.is_main_process:
+        print(f"note: no validation videos with {SHARDING_NAMES[sharding]} (the weights are not whole on one process); "
+              "write a bundle from a checkpoint with training/export_bundle.py and sample it.", file=sys.stderr)
+
+
+def configure_deepspeed(accelerator, cfg: TrainConfig) -> None:
+    """The DeepSpeed settings the training config decides: the micro-batch (the loader hands out
+    whole batches, so accelerate cannot read it) and, unless the DeepSpeed config sets it, the
+    gradient clipping (DeepSpeed clips inside its step; accelerate's own fallback is 1.0)."""
+    ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+    ds_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+    if ds_config.get("gradient_clipping", "auto") == "auto":
+        ds_config["gradient_clipping"] = cfg.max_grad_norm
+
+
+def step_autocast(accelerator, sharding: str | None, cfg: TrainConfig):
+    """The autocast of a training step: accelerate's, except under DeepSpeed, which leaves it off
+    and casts the model to bf16/fp16 itself; the step's fp32 inputs (latents, noise) then need
+    torch's autocast to meet those weights."""
+    if sharding != "deepspeed" or cfg.mixed_precision == "no":
+        return accelerator.autocast()
+    dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float16
+    return torch.autocast(device_type=accelerator.device.type, dtype=dtype)
+
+
+def parameter_names(module: torch.nn.Module, trainable: dict[str, torch.nn.Parameter]) -> dict[str, str]:
+    """Bundle name -> the parameter's name in ``module`` (the TrainingStep accelerate prepares)."""
+    names = {id(p): name for name, p in module.named_parameters()}
+    return {bundle: names[id(p)] for bundle, p in trainable.items()}
+
+
+def check_checkpoint_sharding(checkpoint: Path, state: dict, sharding: str | None, processes: int) -> None:
+    """Refuse to resume a checkpoint whose optimizer state another kind of run wrote (its format
+    differs), and a DeepSpeed one on another number of processes (its shards are per process)."""
+    saved = state.get("sharding")  # absent: a DDP or single-process run
+    if saved != sharding:
+        kinds = {None: "a DDP or single-process run", "fsdp": "an FSDP run", "deepspeed": "a DeepSpeed run"}
+        raise SystemExit(f"checkpoint '{checkpoint}' was written by {kinds[saved]} and this is {kinds[sharding]}: "
+                         "their optimizer states differ in format. Resume with the accelerate config that wrote it, "
+                         "or start a new output_dir from its weights (training/export_bundle.py, then init: "
+                         "that bundle).")
+    if sharding == "deepspeed" and int(state.get("processes", processes)) != processes:
+        raise SystemExit(f"checkpoint '{checkpoint}' holds the optimizer shards of {state['processes']} DeepSpeed "
+                         f"processes; resume it with --num_processes {state['processes']}.")
+
+
+def save_sharded_checkpoint(accelerator, sharding: str, out: Path, step: int, training_step, optimizer,
+                            names: dict[str, str], run_state: dict) -> None:
+    """A sharded run's checkpoint, called by every process: the main process makes the temporary
+    folder, every process writes its part of the optimizer state into it, the main process adds
+    the gathered full tensors and state.json and renames it into place (as save_checkpoint does)."""
+    from musedance_core.training.checkpoint import begin_checkpoint, finish_checkpoint, partial_path, save_sharded_state
+
+    if accelerator.is_main_process:
+        begin_checkpoint(out, step)
+    accelerator.wait_for_everyone()  # the empty folder exists before anyone writes into it
+    weights = save_sharded_state(accelerator, sharding, training_step, optimizer, partial_path(out, step), names)
+    accelerator.wait_for_everyone()  # every part is on disk before the folder is renamed
+    if accelerator.is_main_process:
+        finish_checkpoint(out, step, weights, None, dict(run_state, sharding=sharding))
+
+
+def bundle_from_checkpoint(cfg: TrainConfig, records, music: tuple[str, int], beat_features, out: Path,
+                           step: int) -> Path:
+    """The final bundle of a sharded run, on the main process: the starting model built again with
+    the last checkpoint's full tensors in it (what training/export_bundle.py does)."""
+    from musedance_core.training.checkpoint import latest_checkpoint, load_weights
+    from musedance_core.training.steps import set_trainable
+
+    model = build_model(cfg, music, beat_features)
+    trainable = set_trainable(model, cfg.train)
+    weights, _, saved = load_weights(latest_checkpoint(out))
+    if saved != step:
+        raise RuntimeError(f"the last checkpoint is of step {saved}, the run ended at step {step}")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            trainable[name].copy_(tensor)
+    return write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, None)
 
 
 def gpu_available() -> bool:
