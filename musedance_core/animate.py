@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import InputError
+from .images import read_image  # its home is images.py; animate.read_image still works
 
 if TYPE_CHECKING:
     from .audio.encoders import MusicEncoder
@@ -64,19 +65,48 @@ def weights_device(device: torch.device, offload: str) -> torch.device:
     return torch.device("cpu") if offload == "stages" else device
 
 
-def read_image(path: str | Path):
-    """The image file as a loaded PIL image; InputError when it is missing or not an image."""
-    from PIL import Image, UnidentifiedImageError
+MIN_FPS, MAX_FPS = 1.0, 120.0  # the beat tracker's range
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image file not found: '{path}'.")
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read '{path.name}' as an image ({exc}); use png, jpg or webp.") from exc
-    return image
+
+def check_request(*, fps: float | None = None, seed: int | None = None, prompt: str = "",
+                  negative_prompt: str = "") -> None:
+    """Refuse values that would fail, or silently change, deep inside the run: an fps of 0,
+    negative or NaN (0 used to mean "the model's"), a seed torch cannot take, a prompt that is not
+    valid text (invalid UTF-8 on the command line arrives as lone surrogates)."""
+    import math
+
+    if fps is not None:
+        value = float(fps)
+        if not (math.isfinite(value) and MIN_FPS <= value <= MAX_FPS):
+            raise InputError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g} frames per second; got {value:g}. "
+                             "Leave --fps out to use the model's own rate.")
+    if seed is not None and not (0 <= int(seed) <= MAX_SEED):
+        raise InputError(f"seed must be a whole number in 0..2**63-1 ({MAX_SEED}); got {seed}.")
+    for name, text in (("prompt", prompt), ("negative prompt", negative_prompt)):
+        try:
+            (text or "").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = (text or "")[exc.start:exc.end]
+            shown = " ".join(f"0x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"U+{ord(c):04X}"
+                             for c in bad[:4])
+            raise InputError(f"the {name} is not valid UTF-8 text (at character {exc.start}: {shown}); "
+                             "retype it, or set the terminal to UTF-8.") from None
+
+
+def warn_long_prompts(model: MuseDanceModel, prompts: Iterable[str], log: Callable[[str], None]) -> None:
+    """Say so when a prompt is longer than the text encoder's 77 tokens and will be cut."""
+    from .models.text import MAX_TOKENS
+
+    tokenizer = getattr(model, "tokenizer", None)
+    prompts = [p for p in prompts if p]
+    if tokenizer is None or not prompts:
+        return
+    _, cut = tokenizer(prompts)
+    for prompt, was_cut in zip(prompts, cut):
+        if was_cut:
+            log(f"warning: prompt is longer than {MAX_TOKENS} tokens and was cut: '{prompt[:60]}...'. "
+                "Shorten it to keep its end.")
 
 
 def music_encoder_for(model: MuseDanceModel, device: torch.device, choice: str | Path | None = None,
@@ -124,9 +154,10 @@ def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music:
     from .pipeline import MuseDancePipeline, check_inputs
     from .video import VideoWriter
 
+    check_request(fps=fps, seed=settings.seed, prompt=prompt, negative_prompt=negative_prompt)
     if isinstance(image, (str, Path)):
         image = read_image(image)
-    fps = float(fps) if fps else float(model.config.fps)
+    fps = float(fps) if fps is not None else float(model.config.fps)
     soundtrack = load_audio(music, start=start, duration=seconds)
     mono = resample(to_mono(soundtrack), ANALYSIS_SAMPLE_RATE).samples[0]
     if encoder is None:
@@ -164,6 +195,7 @@ def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music:
         bar.total = p.total
         bar.update(1)
 
+    warn_long_prompts(model, (prompt, negative_prompt), log)  # the pipeline's own warning is silenced below
     pipe = MuseDancePipeline(model, device=device)
     try:
         with VideoWriter(Path(out), fps, used.width, used.height, audio=soundtrack) as writer:
@@ -179,17 +211,23 @@ def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music:
 def animate_files(args) -> Path:
     """Run the ``animate`` command (see cli.py for the arguments)."""
     from .checkpoints.assemble import ModelSources
+    from .cli import check_output
     from .devices import pick_device, pick_dtype
+    from .video import VIDEO_SUFFIXES
 
     t0 = time.perf_counter()
-    image = read_image(args.image)  # a wrong image fails before the model loads
+    # everything a user can get wrong fails here, before the model loads
+    check_request(fps=args.fps, seed=args.seed, prompt=args.prompt, negative_prompt=args.negative_prompt)
+    out = check_output(Path(args.out), "--out", {"image": args.image, "music": args.music, "model": args.bundle,
+                                                 "base": args.base, "motion": args.motion,
+                                                 "tokenizer": args.tokenizer}, VIDEO_SUFFIXES, "dance.mp4")
+    image = read_image(args.image)
     device = pick_device(args.device)
     dtype = pick_dtype(args.precision, device)
     settings = settings_from_args(args)
     sources = ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
                            animate_anyone=args.animate_anyone, tokenizer=args.tokenizer)
     model, model_name = load_model(sources, weights_device(device, settings.offload), dtype)
-    out = Path(args.out)
     result = animate_file(model, device, image, args.music, out, settings, start=args.start, seconds=args.seconds,
                           fps=args.fps, prompt=args.prompt, negative_prompt=args.negative_prompt,
                           music_encoder=args.music_encoder, audio_encoders=args.audio_encoders,

@@ -167,6 +167,10 @@ def read_jobs(csv_path: str | Path, defaults: Namespace) -> list[Job]:
             job.output = _path(values["output"], folder)
             if job.output.suffix.lower() not in VIDEO_SUFFIXES:
                 raise ValueError(f"output '{values['output']}' must end in {', '.join(VIDEO_SUFFIXES)}")
+            for name, source in (("image", job.image), ("music", job.music)):
+                if job.output.exists() and source.exists() and os.path.samefile(job.output, source):
+                    raise ValueError(f"output '{values['output']}' is the row's {name} file; writing there would "
+                                     "destroy it")
             given = {name: _convert(name, values[name], kind) for name, kind in SETTING_COLUMNS.items()
                      if values.get(name)}
             merged = {name: getattr(defaults, name) for name in SETTING_COLUMNS} | given
@@ -283,9 +287,10 @@ class _Report:
 
 def run_batch(args: Namespace) -> int:
     """Run the ``animate-batch`` command (see cli.py for the arguments); the exit code."""
-    from .animate import animate_file, load_model, music_encoder_for, read_image, weights_device
+    from .animate import animate_file, load_model, music_encoder_for, weights_device
     from .checkpoints.assemble import ModelSources
     from .devices import pick_device, pick_dtype
+    from .images import read_image
 
     t0 = time.perf_counter()
     # -- everything that makes the whole run impossible, before anything runs -----------------

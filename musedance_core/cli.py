@@ -11,11 +11,85 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from .errors import MuseDanceError
+from .errors import InputError, MuseDanceError
+
+PLOT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+# -- output paths, checked before any work ---------------------------------------------------------
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def check_output(path: Path, option: str, inputs: dict[str, Path | None], suffixes: tuple[str, ...] = (),
+                 example: str = "out") -> Path:
+    """Refuse an output path that cannot be written, before the work: a folder, a wrong suffix, a
+    file that is one of the ``inputs`` (writing it would destroy the input), or a parent that is a
+    file or not writable. A missing parent folder is fine (it is created when the file is written)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} '{path}' is a folder; give a file name, e.g. '{path / example}'.")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(f"{option} '{path}' must end in {', '.join(suffixes)}; "
+                         f"e.g. '{path.with_suffix(suffixes[0])}'.")
+    for name, source in inputs.items():
+        if source is not None and _same_file(path, Path(source)):
+            raise InputError(f"{option} '{path}' is the {name} file; writing there would destroy it. "
+                             "Give the output another name.")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} '{path}': '{parent}' is a file, not a folder; choose another output folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{option} '{path}': the folder '{parent}' is not writable; choose another output folder.")
+    return path
+
+
+def check_distinct(outputs: dict[str, Path | None]) -> None:
+    """Refuse two options that would write the same file."""
+    given = [(option, Path(p)) for option, p in outputs.items() if p is not None]
+    for i, (a, pa) in enumerate(given):
+        for b, pb in given[i + 1:]:
+            if _same_file(pa, pb):
+                raise InputError(f"{a} and {b} both name '{pb}'; give each output its own file.")
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call ``write(file)`` on a hidden temporary file next to ``path`` and rename it over ``path``
+    when done: a failure or a signal (Ctrl-C, SIGTERM) leaves no half file and keeps an earlier one."""
+    import secrets
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(f"cannot write '{path}': {exc}. Check the free disk space and the folder's permissions.") \
+            from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def features_path(path: Path) -> Path:
+    """The file ``--features`` writes: numpy's savez appends .npz to a name without it."""
+    path = Path(path)
+    return path if path.name.endswith(".npz") else path.with_name(path.name + ".npz")
 
 
 def _add_beats_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,10 +104,12 @@ def _add_beats_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beats-per-bar", type=int, default=None, help="meter; default: estimate 2, 3 or 4")
     p.add_argument("--beat-offset-ms", type=float, default=0.0,
                    help="shift every beat by this many ms, -1000..1000 (+ = later; default 0)")
-    p.add_argument("--plot", type=Path, default=None, help="write the beat plot to this PNG")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="write the beat plot to this image (.png, .jpg or .webp)")
     p.add_argument("--json", type=Path, default=None, help="write beats, downbeats and tempo to this JSON")
     p.add_argument("--features", type=Path, default=None,
-                   help="also write the per-frame music features [T, D] and beat features [T, K] to this .npz")
+                   help="also write the per-frame music features [T, D] and beat features [T, K] to this .npz "
+                        "(.npz is added to a name without it)")
     p.set_defaults(run=run_beats)
 
 
@@ -46,6 +122,15 @@ def run_beats(args: argparse.Namespace) -> int:
     from .audio.beats import track_beats
     from .audio.io import load_audio
 
+    music = Path(args.music)
+    if args.features is not None:
+        args.features = features_path(args.features)
+    for option, path, suffixes, example in (("--plot", args.plot, tuple(PLOT_FORMATS), "beats.png"),
+                                            ("--json", args.json, (), "beats.json"),
+                                            ("--features", args.features, (), "features.npz")):
+        if path is not None:
+            check_output(path, option, {"music": music}, suffixes, example)
+    check_distinct({"--plot": args.plot, "--json": args.json, "--features": args.features})
     t0 = time.perf_counter()
     audio = load_audio(args.music, sample_rate=ANALYSIS_SAMPLE_RATE, mono=True, start=args.start,
                        duration=args.duration)
@@ -68,19 +153,22 @@ def run_beats(args: argparse.Namespace) -> int:
           f"({audio.duration / max(elapsed, 1e-9):.0f}x real time)")
     if args.json:
         payload = beats.to_dict() | {"source": str(args.music), "start": audio.start}
-        args.json.write_text(json.dumps(payload, indent=1))
+        write_atomically(args.json, lambda f: f.write(json.dumps(payload, indent=1).encode("utf-8")))
         print(f"wrote {args.json}")
     if args.plot:
-        from .audio.plot import beat_plot, save_png
+        from PIL import Image
 
-        save_png(beat_plot(mono, audio.sample_rate, beats), args.plot)
+        from .audio.plot import beat_plot
+
+        plot = Image.fromarray(beat_plot(mono, audio.sample_rate, beats))
+        write_atomically(args.plot, lambda f: plot.save(f, format=PLOT_FORMATS[args.plot.suffix.lower()]))
         print(f"wrote {args.plot}")
     if args.features:
         from .audio.encoders import SpectralEncoder
 
         music = SpectralEncoder().encode(mono, audio.sample_rate, args.fps, start=audio.start, analysis=analysis)
-        np.savez(args.features, music=music.features, beats=beats.frame_features, fps=args.fps,
-                 encoder=music.encoder)
+        write_atomically(args.features, lambda f: np.savez(f, music=music.features, beats=beats.frame_features,
+                                                           fps=args.fps, encoder=music.encoder))
         print(f"wrote {args.features} (music {music.features.shape}, beats {beats.frame_features.shape})")
     return 0
 
@@ -222,6 +310,9 @@ def _add_inspect_parser(sub: argparse._SubParsersAction) -> None:
 def run_inspect(args: argparse.Namespace) -> int:
     from .checkpoints.assemble import ModelSources, inspect_sources, write_report
 
+    if args.json:
+        check_output(args.json, "--json", {"model": args.bundle, "base": args.base, "motion": args.motion,
+                                           "tokenizer": args.tokenizer}, example="report.json")
     report = inspect_sources(ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
                                           animate_anyone=args.animate_anyone, tokenizer=args.tokenizer))
     print(report.format())
@@ -242,10 +333,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: raised in the main thread so every ``finally`` block (and the
+    video writer's clean-up of its hidden temporary file) runs. Not an Exception, so no
+    ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    # later signals are ignored while the clean-up runs (a second Ctrl-C must not leave a file)
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Stopped(signum)
+
+
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def install_signal_handlers() -> None:
+    """INT, TERM and HUP stop the command by raising in the main thread (see ``Stopped``)."""
+    for sig in _SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIG_IGN for HUP is kept
+            signal.signal(sig, _on_signal)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name with undecodable bytes must not crash a print
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture, say)
+            pass
     args = build_parser().parse_args(argv)
+    if argv is None:  # run as a program (not called from Python code): signals stop it cleanly
+        install_signal_handlers()
+    stopped = ("; the unfinished output was deleted and an earlier file of the same name is unchanged. "
+               "Run the command again to make it.")
     try:
         return args.run(args)
     except MuseDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"error: interrupted (Ctrl-C){stopped}", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Stopped as exc:
+        print(f"error: stopped by {signal.Signals(exc.signum).name}{stopped}", file=sys.stderr)
+        return 128 + exc.signum

@@ -87,3 +87,64 @@ def fit_image(image, width: int, height: int) -> torch.Tensor:
     pil = pil.crop((left, top, left + width, top + height))
     tensor = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 127.5 - 1.0)
     return tensor.permute(2, 0, 1)[None].contiguous()
+
+
+# -- reading image files (the CLI and animate-batch; ComfyUI's LoadImage reads them for the nodes) --
+
+# Largest image decoded: PIL's own limit (89.5 megapixels, a 12000x7450 photo). A file claiming
+# more is refused from its header, before any pixel is decoded (a "decompression bomb").
+MAX_IMAGE_PIXELS = 89_478_485
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def read_image(path):
+    """An image file read as ComfyUI's LoadImage reads it: EXIF orientation applied, 16-bit
+    grayscale scaled by 1/65535 (not clipped), float ('F') images kept as 0..1 floats.
+
+    Returns a PIL image (8-bit modes) or a float32 [H, W] array in 0..1 (16-bit and float modes),
+    both accepted by ``to_rgb_array``/``fit_image``. The first frame of an animation is used.
+
+    Raises:
+        InputError: the file is missing, not an image, larger than MAX_IMAGE_PIXELS (checked from
+            the header, before decoding), or a float image with NaN or infinite values.
+    """
+    from pathlib import Path
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "not found"
+        raise InputError(f"image file {what}: '{path}'. Give a png, jpg or webp file.")
+    too_big = (f"'{path.name}' is too large to read safely (over {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, a "
+               "possible decompression bomb); resize it below that, e.g. to 4096x4096, and try again.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            w, h = image.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise InputError(too_big + f" It says it is {w}x{h}.")
+            image.load()
+            image = ImageOps.exif_transpose(image)  # phone photos: upright, as ComfyUI's LoadImage
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(too_big) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot read '{path.name}' as an image ({exc}); use png, jpg or webp.") from exc
+    if image.mode in _SIXTEEN_BIT_MODES:
+        array = np.asarray(image).astype(np.float32)
+        return np.clip(array / 65535.0, 0.0, 1.0)
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise InputError(f"'{path.name}' is a float image with {bad} NaN or infinite pixel(s); MuseDance cannot "
+                             "guess their colour. Fill them in an image editor, or save it as an 8- or 16-bit png.")
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0.0 or hi > 1.0:
+            warnings.warn(f"'{path.name}' is a float image spanning {lo:.3g}..{hi:.3g}; values outside 0..1 are "
+                          "clipped, as in ComfyUI.", stacklevel=2)
+        return np.clip(array, 0.0, 1.0)
+    return image

@@ -52,7 +52,12 @@ MAX_STEPS = 200
 MAX_CFG = 30.0
 MAX_STRENGTH = 4.0
 MAX_FRAMES = 4096
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range (the node offers 0..2**63-1)
 DEFAULT_DECODE_CHUNK = 8
+# The frames (and latents) one run holds must fit in this share of the memory available when it
+# starts; larger requests are refused before anything is allocated (the CLI streams its frames)
+MEMORY_FRACTION = 0.5
+LATENT_COPIES = 4  # latents, the step's prediction, the scheduler's update and its clean estimate
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,58 @@ class AnimateSettings:
     offload: str = "none"  # "stages": only the running stage's modules on the device (see module docstring)
 
 
-def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, s: AnimateSettings) -> tuple[AnimateSettings, list[str]]:
-    """Validate and normalise settings; returns the settings actually used and notes."""
+def available_memory() -> int:
+    """Bytes of RAM available now (psutil; what the OS can give without swapping)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_text(text: str, name: str = "prompt") -> str:
+    """``text`` if it is valid Unicode (a JSON prompt may carry a lone surrogate such as "\\ud800")."""
+    if not isinstance(text, str):
+        raise InputError(f"{name} must be text; got {type(text).__name__}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{name} holds invalid text at character {exc.start + 1} (a lone UTF-16 surrogate, "
+                         f"U+{ord(text[exc.start]):04X}); retype the {name} or remove that character.") from None
+    return text
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def check_memory(frames: int, width: int, height: int, latent_channels: int, scale: int, fps: float,
+                 *, streamed: bool = False, requested: int = 0, available: int | None = None) -> None:
+    """Refuse a run whose frames (float32 [T, H, W, 3], unless streamed to a sink) and latents
+    would not fit in MEMORY_FRACTION of the available RAM, before anything is allocated."""
+    frame_bytes = 0 if streamed else frames * width * height * 3 * 4
+    latent_bytes = LATENT_COPIES * frames * latent_channels * (height // scale) * (width // scale) * 4
+    need = frame_bytes + latent_bytes
+    available = available_memory() if available is None else available
+    budget = MEMORY_FRACTION * available
+    if need <= budget:
+        return
+    per_frame = need / max(frames, 1)
+    fits = max(int(budget // per_frame), 0)
+    source = (f"frames=0 takes the whole music: {frames} frames ({frames / fps:.0f} s at {fps:g} fps)" if requested == 0
+              else f"frames={frames}")
+    raise InputError(f"{source} at {width}x{height} would need {_gb(need)} of memory, more than "
+                     f"{MEMORY_FRACTION:.0%} of the {_gb(available)} available; at most {fits} frames fit at this "
+                     "size. Trim the audio (TrimAudioDuration in ComfyUI, --seconds in the CLI), set frames, or "
+                     "lower width/height.")
+
+
+def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, s: AnimateSettings, *,
+                 holds_frames: bool = False) -> tuple[AnimateSettings, list[str]]:
+    """Validate and normalise settings; returns the settings actually used and notes.
+
+    ``holds_frames``: the run returns all frames at once (ComfyUI's IMAGE batch; the pipeline
+    without a frame_sink), so they must fit in memory with the latents, and frames=0 is held to
+    MAX_FRAMES like a number would be. False: the frames are streamed to a sink chunk by chunk
+    (the CLI), so only the latents must fit and the whole music may be made."""
     notes: list[str] = []
     cfg = model.config
     if music.dim != cfg.music_dim:
@@ -133,6 +188,10 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
         raise InputError(f"frames must be 0 (as long as the music) or 1..{MAX_FRAMES}; got {frames}.")
     if frames == 0:
         frames = available
+        if holds_frames and frames > MAX_FRAMES:
+            raise InputError(f"frames=0 takes the whole music, {frames} frames ({music.duration:.0f} s at "
+                             f"{music.fps:g} fps): more than the {MAX_FRAMES} one run makes. Trim the audio "
+                             "(TrimAudioDuration in ComfyUI, --seconds in the CLI) or set frames.")
     elif frames > available:
         notes.append(f"frames={frames} is longer than the music ({available} frames at {music.fps:g} fps); "
                      f"making {available} frames.")
@@ -147,6 +206,12 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
         value = float(getattr(s, name))
         if not (0.0 <= value <= MAX_STRENGTH):
             raise InputError(f"{name} must be between 0 and {MAX_STRENGTH}; got {value}.")
+    try:
+        seed_ok = 0 <= int(s.seed) <= MAX_SEED
+    except (TypeError, ValueError, OverflowError):
+        seed_ok = False
+    if not seed_ok:
+        raise InputError(f"seed must be a whole number 0..{MAX_SEED}; got {s.seed!r}.")
     if s.scheduler not in SCHEDULERS:
         raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}; got '{s.scheduler}'.")
     with warnings.catch_warnings(record=True) as caught:
@@ -169,6 +234,8 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
         raise InputError(f"decode_chunk must be >= 1; got {s.decode_chunk}.")
     if s.offload not in OFFLOAD_MODES:
         raise InputError(f"offload must be one of {', '.join(OFFLOAD_MODES)}; got '{s.offload}'.")
+    check_memory(frames, width, height, int(model.config.unet["in_channels"]), max(1, model.vae_scale_factor),
+                 music.fps, streamed=not holds_frames, requested=int(s.num_frames))
     used = replace(s, num_frames=frames, width=width, height=height, steps=int(s.steps), cfg=float(s.cfg),
                    prompt_guidance=float(s.prompt_guidance),
                    music_strength=float(s.music_strength), beat_strength=float(s.beat_strength), seed=int(s.seed),
@@ -198,7 +265,8 @@ class MuseDancePipeline:
     @torch.no_grad()
     def __call__(self, image, music: MusicFeatures, beats: BeatTrack, prompt: str, negative_prompt: str = "",
                  settings: AnimateSettings | None = None, *, callback: Callable[[Progress], None] | None = None,
-                 frame_sink: Callable[[torch.Tensor], None] | None = None) -> AnimationResult:
+                 frame_sink: Callable[[torch.Tensor], None] | None = None,
+                 interrupt: Callable[[], None] | None = None) -> AnimationResult:
         """Generate frames.
 
         Args:
@@ -206,13 +274,16 @@ class MuseDancePipeline:
             music, beats: features of the same audio segment at the same fps.
             prompt, negative_prompt: motion description and what to avoid.
             settings: sampler settings (defaults: ``AnimateSettings()``).
+            interrupt: called before every UNet/VAE block runs (and between stages); raise from it
+                to cancel within a fraction of a step (ComfyUI's /interrupt). Costs nothing measurable.
             callback: called after every window of every step; raise from it to cancel. With
                 ``offload="stages"`` only the denoising UNet and the branches are on the device then.
             frame_sink: when given, decoded frames [n, H, W, 3] (float32 0..1, CPU) are passed to it
                 chunk by chunk instead of being collected (memory stays bounded for long videos).
         """
         model = self.model
-        s, notes = check_inputs(model, music, beats, settings or AnimateSettings())
+        s, notes = check_inputs(model, music, beats, settings or AnimateSettings(),
+                                holds_frames=frame_sink is None)
         for note in notes:
             warnings.warn(note, stacklevel=2)
         device = self.device
@@ -220,7 +291,9 @@ class MuseDancePipeline:
         if s.offload == "none" and model.device != device:
             model.to(device)
         try:
-            return self._sample(image, music, beats, prompt, negative_prompt, s, notes, offload, callback, frame_sink)
+            with interrupt_hooks(model, interrupt):
+                return self._sample(image, music, beats, prompt, negative_prompt, s, notes, offload, callback,
+                                    frame_sink)
         finally:
             offload.release()
 
@@ -359,6 +432,31 @@ class MuseDancePipeline:
             with vae_mode(vae, vae.use_tiling, torch.float32):
                 images = model.decode_latents(z)
         return images
+
+
+@contextlib.contextmanager
+def interrupt_hooks(model: torch.nn.Module, check: Callable[[], None] | None):
+    """Within the block, ``check()`` runs before each down/mid/up block of every UNet and of the
+    VAE (forward pre-hooks): raising from it stops sampling or decoding mid-step."""
+    if check is None:
+        yield
+        return
+    handles = []
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in ("down_blocks", "up_blocks") and isinstance(module, torch.nn.ModuleList):
+            targets = list(module)
+        elif leaf == "mid_block" and module is not None:
+            targets = [module]
+        else:
+            continue
+        for target in targets:
+            handles.append(target.register_forward_pre_hook(lambda *_: check()))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextlib.contextmanager

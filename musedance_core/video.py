@@ -63,6 +63,7 @@ AV_TIME_BASE = 1_000_000  # FFmpeg's container duration unit (microseconds)
 
 # Container format by file extension (all ISO-BMFF, so the same muxer options apply).
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+VIDEO_SUFFIXES = tuple(_CONTAINERS)
 
 
 def fps_to_fraction(fps: float | Fraction, name: str = "fps") -> Fraction:
@@ -187,6 +188,9 @@ class VideoWriter:
         try:
             self._container = av.open(str(self._tmp), mode="w", format=fmt, options={
                 "movflags": "+faststart",  # index first: browsers start playing at once
+                # Reproducible files: no creation time and no "Lavf<version>" encoder tag, so the
+                # same frames give the same bytes (see _add_video_stream for the codec's part).
+                "fflags": "+bitexact",
                 "video_track_timescale": timescale,
                 "movie_timescale": timescale,  # edit-list durations exact, not rounded to 1 ms
             })
@@ -199,8 +203,10 @@ class VideoWriter:
                 self._audio_stream.codec_context.bit_rate = AUDIO_BITRATE_PER_CHANNEL * samples.shape[0]
                 self._audio_stream.codec_context.time_base = Fraction(1, rate)
             self._container.start_encoding()  # opens the encoders: settings fail here, not later
-        except (av.error.FFmpegError, OSError) as exc:
+        except BaseException as exc:  # a signal (KeyboardInterrupt, cli.Stopped) too: no file left behind
             self.abort()
+            if not isinstance(exc, (av.error.FFmpegError, OSError)):
+                raise
             raise VideoError(f"cannot start writing '{name}': {exc}. Check that the folder "
                              f"'{self.path.parent}' is writable and the size {self.width}x"
                              f"{self.height} is reasonable.") from exc
@@ -220,8 +226,16 @@ class VideoWriter:
         # Tag BT.709 limited range (what the frames are converted with), so players agree.
         ctx.colorspace, ctx.color_range = Colorspace.ITU709, ColorRange.MPEG
         ctx.color_primaries, ctx.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
+        # Deterministic encoding: one encoder thread. x264's output depends on its thread count
+        # (frame threads change rate control and lookahead), which by default follows the CPU count,
+        # so the same frames gave different bytes on different machines. With one thread, fixed
+        # crf/preset and the container's +bitexact, the same frames give a byte-identical mp4 for the
+        # same PyAV/FFmpeg/x264 build. Not reproducible across builds: x264 writes its version and
+        # settings into the stream (an SEI message), and FFmpeg's AAC encoder (float maths, changed
+        # between releases, possibly SIMD-dependent) may round the soundtrack differently.
+        ctx.thread_count = 1
         if codec == VIDEO_CODEC:
-            stream.options = {"crf": str(crf), "preset": preset}
+            stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
         else:  # constant quantiser, roughly matching the crf's quality
             qscale = max(2, min(MPEG4_MAX_QSCALE, round(crf / 6)))
             stream.options = {"flags": "+qscale", "global_quality": str(qscale * FF_QP2LAMBDA)}
@@ -337,8 +351,10 @@ class VideoWriter:
                 self._container.mux(self._audio_stream.encode(None))
             self._container.close()
             os.replace(self._tmp, self.path)
-        except (av.error.FFmpegError, OSError) as exc:
+        except BaseException as exc:  # a signal during the finish too: the temporary file goes
             self.abort()
+            if not isinstance(exc, (av.error.FFmpegError, OSError)):
+                raise
             raise VideoError(f"cannot finish '{self.path}': {exc}. Nothing was saved; check the "
                              "free disk space and that the file is not open elsewhere.") from exc
         self._closed = True

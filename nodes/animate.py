@@ -9,6 +9,10 @@ from comfy_api.latest import io
 from . import host
 from .types import CATEGORY, MuseDanceBeats, MuseDanceModel, MuseDanceMusic
 
+MAX_CONTEXT = 64  # frames per window the node offers (the model may allow fewer)
+# the returned AUDIO goes to SaveVideo (mp4 with AAC): a rate AAC cannot store is resampled to this
+OUTPUT_AUDIO_RATE = 48000
+
 
 def _settings_inputs() -> list:
     from ..musedance_core.images import MAX_SIZE, MIN_SIZE
@@ -35,10 +39,10 @@ def _settings_inputs() -> list:
                      tooltip="Video height (multiple of 8); 0 = the model's."),
         io.Int.Input("frames", default=0, min=0, max=MAX_FRAMES,
                      tooltip="Frames to make; 0 = as long as the music. More than the music is cut to the music."),
-        io.Int.Input("context_length", default=d.context_length, min=1, max=64,
+        io.Int.Input("context_length", default=d.context_length, min=1, max=MAX_CONTEXT,
                      tooltip="Frames denoised together; longer videos are made in overlapping windows "
                              "(memory follows this, not the video length)."),
-        io.Int.Input("context_overlap", default=d.context_overlap, min=0, max=63,
+        io.Int.Input("context_overlap", default=d.context_overlap, min=0, max=MAX_CONTEXT - 1,
                      tooltip="Frames shared by neighbouring windows (blended smoothly)."),
         io.Combo.Input("scheduler", options=list(SCHEDULERS), default=d.scheduler, tooltip="Sampler."),
         io.Boolean.Input("keep_model_loaded", default=True,
@@ -89,7 +93,15 @@ class MuseDanceAnimateImage(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, context_length: int = 16, context_overlap: int = 4, **kwargs) -> bool | str:
+    def validate_inputs(cls, context_length: int | None = None, context_overlap: int | None = None) -> bool | str:
+        # only the inputs named here skip ComfyUI's own checks (execution.validate_inputs), so their
+        # ranges are checked here; a linked (not yet computed) value is None and checked at run time
+        for label, value, low, high in (("context_length", context_length, 1, MAX_CONTEXT),
+                                        ("context_overlap", context_overlap, 0, MAX_CONTEXT - 1)):
+            if value is not None and not low <= value <= high:
+                return f"{label} must be {low}..{high}; got {value}."
+        if context_length is None or context_overlap is None:
+            return True
         if context_overlap >= context_length:
             return f"context_overlap ({context_overlap}) must be smaller than context_length ({context_length})."
         return True
@@ -100,8 +112,9 @@ class MuseDanceAnimateImage(io.ComfyNode):
                 context_length: int, context_overlap: int, scheduler: str, keep_model_loaded: bool,
                 prompt_guidance: float | None = None, vae_tiling: bool | None = None, decode_chunk: int | None = None,
                 offload: str | None = None) -> io.NodeOutput:
-        from ..musedance_core.audio.io import from_comfy_audio, to_comfy_audio, trim
-        from ..musedance_core.pipeline import AnimateSettings, MuseDancePipeline, check_inputs
+        from ..musedance_core.audio.io import from_comfy_audio, resample, to_comfy_audio, trim
+        from ..musedance_core.pipeline import AnimateSettings, MuseDancePipeline, check_inputs, check_text
+        from ..musedance_core.video import AAC_SAMPLE_RATES
 
         d = AnimateSettings()
         settings = AnimateSettings(num_frames=frames, width=width, height=height, steps=steps, cfg=cfg,
@@ -111,9 +124,12 @@ class MuseDanceAnimateImage(io.ComfyNode):
                                    vae_tiling=d.vae_tiling if vae_tiling is None else vae_tiling,
                                    decode_chunk=d.decode_chunk if decode_chunk is None else decode_chunk,
                                    offload=offload or d.offload)
+        for label, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+            check_text(text, label)
         soundtrack = from_comfy_audio(audio, name="audio")  # checked before the long part starts
         with host.collect_notes("MuseDance Animate Image") as notes:
-            used, _ = check_inputs(model.model, music, beats, settings)  # fails fast; its notes come again below
+            # fails fast (sizes, frames, memory), before the model moves; its notes come again below
+            used, _ = check_inputs(model.model, music, beats, settings, holds_frames=True)
             if used.offload == "stages":  # the pipeline moves one stage at a time; ComfyUI keeps the rest off
                 host.offload(model)
             else:
@@ -123,10 +139,12 @@ class MuseDanceAnimateImage(io.ComfyNode):
             try:
                 pipe = MuseDancePipeline(model.model, device=host.torch_device())
                 result = pipe(image, music, beats, prompt, negative_prompt, settings,
-                              callback=host.Progress(model.model, cls.hidden.unique_id))
+                              callback=host.Progress(model.model, cls.hidden.unique_id), interrupt=host.check_interrupt)
             finally:
                 if not keep_model_loaded:
                     host.offload(model)
         seconds = result.num_frames / result.fps
         segment = trim(soundtrack, 0.0, min(seconds, soundtrack.duration))
+        if segment.sample_rate > OUTPUT_AUDIO_RATE or segment.sample_rate not in AAC_SAMPLE_RATES:
+            segment = resample(segment, OUTPUT_AUDIO_RATE)  # e.g. 192 kHz: SaveVideo's AAC would refuse it
         return io.NodeOutput(result.frames, to_comfy_audio(segment), float(result.fps), ui=host.notes_ui(notes))

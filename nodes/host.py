@@ -29,6 +29,7 @@ DEMO_DIR = PACK_DIR / "assets" / "demo"  # the bundled demo model shows up in th
 DEMO_INPUTS = {"musedance_demo_robot.png": DEMO_DIR / "robot.png",
                "musedance_demo_groove.mp3": DEMO_DIR / "groove.mp3"}
 NONE = "none"
+DEMO_BUNDLE = "musedance-demo-tiny.safetensors"  # in DEMO_DIR: the loader's default bundle
 
 
 def register_model_folders() -> None:
@@ -110,10 +111,13 @@ def model_files(folder: str, optional: bool = False) -> list[str]:
 
 
 def model_path(folder: str, name: str) -> str:
-    """Absolute path of a listed model file (ComfyUI resolves it inside the folder, no traversal)."""
+    """Absolute path of a model file the folder lists (ComfyUI 0.3.75 does not check V3 combo
+    values, so any text can arrive through the API): only a name in the list resolves, inside the
+    folder; any other name, whether or not such a path exists, gets the same refusal."""
     import folder_paths
 
-    path = folder_paths.get_full_path(folder, name)
+    listed = isinstance(name, str) and name in folder_paths.get_filename_list(folder)
+    path = folder_paths.get_full_path(folder, name) if listed else None
     if path is None:
         raise FileNotFoundError(f"'{name}' is not in models/{folder} (searched: "
                                 f"{', '.join(folder_paths.get_folder_paths(folder))}). Put the file there and refresh.")
@@ -266,6 +270,14 @@ def offload(loaded: LoadedModel) -> None:
     mm.soft_empty_cache()
 
 
+
+
+def check_interrupt() -> None:
+    """Raise ComfyUI's InterruptProcessingException once /interrupt was asked (the pipeline calls
+    this before every UNet and VAE block, so a run stops within a fraction of a step)."""
+    import comfy.model_management as mm
+
+    mm.throw_exception_if_processing_interrupted()
 
 
 class Progress:

@@ -16,6 +16,7 @@ log = logging.getLogger("musedance")
 class MuseDanceModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        bundles = host.model_files(host.MUSEDANCE_FOLDER) + [host.NONE]
         return io.Schema(
             node_id="MuseDanceModelLoader",
             display_name="Load MuseDance Model",
@@ -25,7 +26,8 @@ class MuseDanceModelLoader(io.ComfyNode):
                         "trained parts win over the base and motion files. Nothing is downloaded; the console "
                         "shows which tensors came from which file.",
             inputs=[
-                io.Combo.Input("bundle", options=host.model_files(host.MUSEDANCE_FOLDER) + [host.NONE],
+                io.Combo.Input("bundle", options=bundles, default=host.DEMO_BUNDLE if host.DEMO_BUNDLE in bundles
+                               else bundles[0],
                                tooltip="MuseDance bundle from models/musedance (or the pack's bundled demo model). "
                                        "'none' = base + motion module only (the music branches start untrained)."),
                 io.Combo.Input("precision", options=["auto", "fp16", "bf16", "fp32"], default="auto",

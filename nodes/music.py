@@ -9,15 +9,16 @@ from .types import CATEGORY, MuseDanceBeats, MuseDanceMusic, MuseDanceMusicEncod
 
 FPS_TOOLTIP = ("Video frame rate the features are made for. Connect the model loader's fps here and in the other "
                "MuseDance node, so the whole graph has one fps.")
+MAX_BPM = 300.0
 SCHEDULE_MASK_SIZE = 64  # px; core mask nodes resize masks to the image they apply to
 
 
 def _mono(audio: dict):
     """ComfyUI AUDIO -> (mono samples [N] at the analysis rate, that rate)."""
     from ..musedance_core.audio.analysis import ANALYSIS_SAMPLE_RATE
-    from ..musedance_core.audio.io import from_comfy_audio, resample, to_mono
+    from ..musedance_core.audio.io import MAX_AUDIO_SECONDS, from_comfy_audio, resample, to_mono
 
-    mono = resample(to_mono(from_comfy_audio(audio, name="audio")), ANALYSIS_SAMPLE_RATE)
+    mono = resample(to_mono(from_comfy_audio(audio, name="audio", max_seconds=MAX_AUDIO_SECONDS)), ANALYSIS_SAMPLE_RATE)
     return mono.samples[0], mono.sample_rate
 
 
@@ -75,9 +76,10 @@ class MuseDanceMusicEncoder(io.ComfyNode):
     @classmethod
     def execute(cls, audio: dict, fps: float, encoder: str, encoder_model: host.LoadedEncoder | None = None
                 ) -> io.NodeOutput:
-        from ..musedance_core.audio.io import from_comfy_audio, to_mono
+        from ..musedance_core.audio.io import MAX_AUDIO_SECONDS, from_comfy_audio, to_mono
 
-        mono = to_mono(from_comfy_audio(audio, name="audio"))  # at its own rate: each encoder resamples
+        # at its own rate (each encoder resamples); too long a song is refused before any analysis
+        mono = to_mono(from_comfy_audio(audio, name="audio", max_seconds=MAX_AUDIO_SECONDS))
         with host.collect_notes("MuseDance Music Encoder") as notes:
             if encoder_model is not None:  # kept loaded by the loader node's cached output
                 host.encoder_to_device(encoder_model)
@@ -106,9 +108,9 @@ class MuseDanceBeatExtractor(io.ComfyNode):
             inputs=[
                 io.Audio.Input("audio", tooltip="The music; use the same AUDIO as the Music Encoder."),
                 io.Float.Input("fps", default=12.0, min=1.0, max=120.0, step=0.5, tooltip=FPS_TOOLTIP),
-                io.Float.Input("min_bpm", default=0.0, min=0.0, max=300.0, step=1.0,
+                io.Float.Input("min_bpm", default=0.0, min=0.0, max=MAX_BPM, step=1.0,
                                tooltip="Lowest tempo to consider; 0 = automatic (50). Raise it to avoid half tempo."),
-                io.Float.Input("max_bpm", default=0.0, min=0.0, max=300.0, step=1.0,
+                io.Float.Input("max_bpm", default=0.0, min=0.0, max=MAX_BPM, step=1.0,
                                tooltip="Highest tempo to consider; 0 = automatic (220). Lower it to avoid double tempo."),
                 io.Int.Input("beats_per_bar", default=0, min=0, max=16,
                              tooltip="Meter for downbeats; 0 = estimate 2, 3 or 4 (6/8 counts 2 beats per bar)."),
@@ -137,7 +139,13 @@ class MuseDanceBeatExtractor(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, min_bpm: float = 0.0, max_bpm: float = 0.0, **kwargs) -> bool | str:
+    def validate_inputs(cls, min_bpm: float | None = None, max_bpm: float | None = None) -> bool | str:
+        # only the inputs named here skip ComfyUI's own checks (execution.validate_inputs), so their
+        # ranges are checked here; a linked (not yet computed) value is None and checked at run time
+        for label, value in (("min_bpm", min_bpm), ("max_bpm", max_bpm)):
+            if value is not None and not 0.0 <= value <= MAX_BPM:
+                return f"{label} must be 0 (automatic) or up to {MAX_BPM:g}; got {value:g}."
+        min_bpm, max_bpm = min_bpm or 0.0, max_bpm or 0.0
         if min_bpm and max_bpm and min_bpm >= max_bpm:
             return f"min_bpm ({min_bpm:g}) must be lower than max_bpm ({max_bpm:g}), or 0 for automatic."
         if min_bpm and min_bpm < 30:

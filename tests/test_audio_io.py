@@ -160,7 +160,7 @@ def two_hour_file(tmp_path_factory):
 
 
 def test_two_hour_file_is_refused_before_decoding(two_hour_file):
-    with pytest.raises(AudioError, match=r"2:00:00 segment.*start/duration"):
+    with pytest.raises(AudioError, match=r"2:00:00 segment.*--start and --seconds.*TrimAudioDuration"):
         load_audio(two_hour_file)
 
 

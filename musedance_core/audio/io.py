@@ -24,6 +24,9 @@ from ..errors import AudioError
 # Longest segment decoded in one go: 20 minutes is far more than any dance video needs and keeps
 # a mono 48 kHz float32 decode under ~250 MB. Callers pass start/duration for longer files.
 MAX_AUDIO_SECONDS = 20 * 60.0
+# What a user can do about a song over the limit (no option raises it).
+CHOOSE_A_PART = ("Choose a part of it: --start and --seconds in 'animate' (--start and --duration in 'beats'), "
+                 "a trim node such as TrimAudioDuration before it in ComfyUI, or cut the file shorter.")
 # Below this, a sample rate is almost certainly a mistake (a value in kHz, say).
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
@@ -103,8 +106,7 @@ def load_audio(
         if wanted is not None and wanted > max_seconds:
             raise AudioError(
                 f"'{name}' gives a {_clock(wanted)} segment; MuseDance analyses at most "
-                f"{_clock(max_seconds)} at a time. Pass start/duration to choose a part of it "
-                "(or raise max_seconds if you have the memory)."
+                f"{_clock(max_seconds)} at a time. {CHOOSE_A_PART}"
             )
         if known is not None and start >= known > 0:
             raise AudioError(f"start={start:.3f}s is past the end of '{name}' ({known:.3f}s long). "
@@ -173,7 +175,7 @@ def _decode(container, stream, name: str, src_rate: int, start: float, duration:
             kept += block.shape[1]
             if kept > limit:
                 raise AudioError(f"'{name}' is longer than the {_clock(max_seconds)} MuseDance "
-                                 "analyses at a time. Pass start/duration to choose a part of it.")
+                                 f"analyses at a time. {CHOOSE_A_PART}")
             if want is not None and kept >= want:
                 break
     except av.error.FFmpegError as exc:
@@ -212,16 +214,28 @@ def _frame_to_float(frame) -> np.ndarray:
     return data.astype(np.float32, copy=False)
 
 
-def from_comfy_audio(audio: dict[str, Any], *, name: str = "AUDIO") -> Audio:
+def from_comfy_audio(audio: dict[str, Any], *, name: str = "AUDIO", max_seconds: float | None = None) -> Audio:
     """Convert ComfyUI's ``AUDIO`` dict (``waveform`` float [B, C, T], ``sample_rate``).
 
     Only the first batch item is used (ComfyUI's LoadAudio makes B = 1); a warning says so when
-    B > 1.
+    B > 1. ``max_seconds``: refuse longer audio (from its shape, before any copy or analysis),
+    telling the user to trim it with ComfyUI's TrimAudioDuration.
     """
     if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
         raise AudioError(f"{name} must be a ComfyUI AUDIO dict with 'waveform' and 'sample_rate'; "
                          f"got {type(audio).__name__}. Connect a LoadAudio (or another AUDIO) output.")
+    try:
+        rate = int(audio["sample_rate"])
+    except (TypeError, ValueError, OverflowError):
+        raise AudioError(f"{name} sample_rate must be a whole number of Hz; got {audio['sample_rate']!r}.") from None
+    if not (MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+        raise AudioError(f"{name} sample_rate is {rate} Hz; expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz.")
     wave = audio["waveform"]
+    shape = tuple(getattr(wave, "shape", ()))
+    if max_seconds is not None and len(shape) == 3 and shape[2] / rate > max_seconds:
+        raise AudioError(f"{name} lasts {_clock(shape[2] / rate)}, longer than the {_clock(max_seconds)} MuseDance "
+                         "analyses at a time; cut the part you want with TrimAudioDuration (start_index, "
+                         "duration) before this node.")
     if hasattr(wave, "detach"):  # torch tensor; any device, any float dtype
         wave = wave.detach().to("cpu").float().numpy()
     wave = np.asarray(wave, dtype=np.float32)
@@ -231,9 +245,6 @@ def from_comfy_audio(audio: dict[str, Any], *, name: str = "AUDIO") -> Audio:
         warnings.warn(f"{name} holds a batch of {wave.shape[0]} clips; MuseDance uses the first.", stacklevel=2)
     if wave.shape[0] == 0 or wave.shape[1] == 0 or wave.shape[2] == 0:
         raise AudioError(f"{name} contains no audio samples (waveform shape {tuple(wave.shape)}).")
-    rate = int(audio["sample_rate"])
-    if not (MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
-        raise AudioError(f"{name} sample_rate is {rate} Hz; expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz.")
     return Audio(sanitize(wave[0], name), rate, rate, source=name)
 
 

@@ -103,15 +103,39 @@ def bundle_config(path: str | os.PathLike) -> tuple[MuseDanceConfig, dict[str, s
         raise BundleError(f"'{path.name}' is a .safetensors file but not a MuseDance bundle (no "
                           f"format=musedance metadata). Put MuseDance bundles in models/musedance; SD 1.5 "
                           "checkpoints go in models/checkpoints and motion modules in models/animatediff_models.")
-    version = int(meta.get("format_version", "0"))
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        raise BundleError(f"'{path.name}' metadata field 'format_version' must be a whole number; got "
+                          f"{meta.get('format_version', '')[:40]!r}.") from None
     if version > BUNDLE_VERSION:
         raise BundleError(f"'{path.name}' uses bundle format {version}, newer than this MuseDance reads "
                           f"({BUNDLE_VERSION}). Update the MuseDance node pack.")
     try:
-        config = MuseDanceConfig.from_json(meta["config"])
+        config = MuseDanceConfig.from_json(meta["config"])  # depth, types and ranges checked first
     except (KeyError, ValueError, TypeError) as exc:
-        raise BundleError(f"'{path.name}' has no valid MuseDance config in its metadata ({exc}).") from exc
+        raise BundleError(f"'{path.name}' has no valid MuseDance config in its metadata ({exc}).") from None
+    check_model_size(config, path.name)
     return config, meta
+
+
+def check_model_size(config: MuseDanceConfig, source: str) -> None:
+    """Build the model the config describes on the meta device (no memory) to catch shapes the
+    modules refuse, and refuse one whose fp32 weights would not fit in the available RAM."""
+    import psutil
+
+    try:
+        with torch.device("meta"):
+            probe = MuseDanceModel(config)
+    except Exception as exc:  # diffusers/transformers raise ValueError, RuntimeError, AssertionError, ...
+        raise BundleError(f"'{source}' has a config that describes no buildable model ({type(exc).__name__}: "
+                          f"{str(exc)[:300]}).") from None
+    nbytes = 4 * sum(p.numel() for p in probe.parameters())
+    available = psutil.virtual_memory().available
+    if nbytes > available:
+        raise BundleError(f"'{source}' has a config that describes a model of {nbytes / 4e9:.1f} billion weights "
+                          f"({nbytes / 1e9:.1f} GB in fp32), more than the {available / 1e9:.1f} GB of memory "
+                          "available; the file is corrupt or not meant for this machine.")
 
 
 def load_bundle(path: str | os.PathLike, *, device: torch.device | str = "cpu",

@@ -19,6 +19,15 @@ from ..audio.encoders import SPECTRAL_DIM, SPECTRAL_ENCODER_ID
 from ..errors import InputError
 from ..types import BEAT_FEATURE_NAMES, LEGACY_BEAT_FEATURE_NAMES
 
+class ConfigError(InputError):
+    """A model config (a bundle's metadata) is malformed: too deep, a wrong type or out of range.
+    ``field`` names the offending entry (dotted path)."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
 CONFIG_VERSION = 3  # 2: caption_film (an older pack must say 'update', not 'unexpected tensors'); 3: beat_features
 
 SD15_UNET: dict[str, Any] = {
@@ -163,7 +172,9 @@ class MuseDanceConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "MuseDanceConfig":
-        data = json.loads(text)
+        """Read a config saved by ``to_json``; ConfigError (naming the field) before anything is
+        built when it is too long or deep, has a wrong type, or a size out of range."""
+        data = parse_config_json(text)
         version = int(data.get("version", 0))
         if version > CONFIG_VERSION:
             raise InputError(f"model config version {version} is newer than this MuseDance understands "
@@ -255,3 +266,102 @@ def preset(name: str) -> MuseDanceConfig:
     if name not in PRESETS:
         raise InputError(f"unknown model preset '{name}'; choose one of {sorted(PRESETS)}.")
     return PRESETS[name]()
+
+
+# -- validation of configs read from files (bundle metadata), before any module is built -----
+MAX_CONFIG_CHARS = 1_000_000
+MAX_CONFIG_DEPTH = 16  # a real config nests 3 deep
+MAX_LIST_ITEMS = 256
+MAX_TEXT_CHARS = 4096
+MAX_ANY_INT = 10**9  # any other integer field
+# integer fields that size tensors: (lowest, highest), for the field itself or every item of a
+# list; SD 1.5's largest is 1280 channels, CLIP-L's MLP 3072
+SIZE_LIMITS: dict[str, tuple[int, int]] = {
+    "block_out_channels": (1, 4096), "hidden_size": (1, 4096), "intermediate_size": (1, 16384),
+    "cross_attention_dim": (1, 4096), "projection_dim": (1, 4096), "branch_hidden": (1, 4096),
+    "music_dim": (1, 8192), "in_channels": (1, 64), "out_channels": (1, 64), "latent_channels": (1, 64),
+    "layers_per_block": (1, 16), "num_hidden_layers": (1, 64), "vocab_size": (1, 1_000_000),
+    "max_position_embeddings": (1, 4096), "norm_num_groups": (1, 1024), "motion_norm_num_groups": (1, 1024),
+    "attention_head_dim": (1, 4096), "num_attention_heads": (1, 256), "motion_num_attention_heads": (1, 256),
+    "sample_size": (1, 4096), "motion_max_seq_length": (1, 4096), "motion_layers_per_block": (1, 16),
+    "motion_mid_block_layers_per_block": (0, 16), "token_window": (1, 255), "width": (0, 16384),
+    "height": (0, 16384), "reference_max_tokens": (0, 1 << 24), "num_train_timesteps": (1, 100_000),
+    "version": (0, 1000), "beat_dim": (0, 1024), "steps_offset": (0, 1000),
+}
+COMPONENT_FIELDS = ("unet", "motion", "vae", "text_encoder", "scheduler")
+
+
+def parse_config_json(text: str) -> dict:
+    """``text`` -> the config dict, checked for size, nesting depth (without recursing, so a file
+    nested 100,000 deep is one ConfigError, not a RecursionError), types and ranges."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise ConfigError(f"the config must be JSON text; got {type(text).__name__}.", "config")
+    if len(text) > MAX_CONFIG_CHARS:
+        raise ConfigError(f"the config is {len(text):,} characters long, more than {MAX_CONFIG_CHARS:,}.", "config")
+    depth, deepest, in_string, escaped = 0, 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > MAX_CONFIG_DEPTH:
+                raise ConfigError(f"the config nests deeper than {MAX_CONFIG_DEPTH} levels.", "config")
+        elif char in "]}":
+            depth -= 1
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"the config is not valid JSON ({exc}).", "config") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"the config must be a JSON object; got {type(data).__name__}.", "config")
+    for name in COMPONENT_FIELDS:
+        if name in data and not isinstance(data[name], dict):
+            raise ConfigError(f"config field '{name}' must be an object; got {type(data[name]).__name__}.", name)
+    for name in ("name", "tokenizer", "music_encoder"):
+        if name in data and not isinstance(data[name], str):
+            raise ConfigError(f"config field '{name}' must be text; got {type(data[name]).__name__}.", name)
+    _check_values(data, "")
+    if "fps" in data and not (isinstance(data["fps"], (int, float)) and 0 < data["fps"] <= 1000):
+        raise ConfigError(f"config field 'fps' must be a number in (0, 1000]; got {data['fps']!r}.", "fps")
+    return data
+
+
+def _check_values(value: Any, path: str, limit: tuple[int, int] | None = None) -> None:
+    """Every number finite and in range (SIZE_LIMITS by field name), every text and list bounded."""
+    import math
+
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if len(key) > MAX_TEXT_CHARS:
+                raise ConfigError(f"config has a field name of {len(key):,} characters.", path or "config")
+            _check_values(item, f"{path}.{key}" if path else key, SIZE_LIMITS.get(key))
+    elif isinstance(value, list):
+        if len(value) > MAX_LIST_ITEMS:
+            raise ConfigError(f"config field '{path}' has {len(value):,} items, more than {MAX_LIST_ITEMS}.", path)
+        for i, item in enumerate(value):
+            _check_values(item, f"{path}[{i}]", limit)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        low, high = limit or (-MAX_ANY_INT, MAX_ANY_INT)
+        if not low <= value <= high:
+            raise ConfigError(f"config field '{path}' is {value}, outside {low}..{high}.", path)
+    elif isinstance(value, float):
+        if limit is not None:  # a size must be an integer
+            raise ConfigError(f"config field '{path}' must be a whole number in {limit[0]}..{limit[1]}; "
+                              f"got {value!r}.", path)
+        if not math.isfinite(value):
+            raise ConfigError(f"config field '{path}' must be a finite number; got {value!r}.", path)
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT_CHARS:
+            raise ConfigError(f"config field '{path}' is {len(value):,} characters long.", path)
