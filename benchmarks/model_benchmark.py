@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import json
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -52,7 +50,7 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from report_utils import command_line, git_revision, publish  # noqa: E402  (benchmarks/ is on sys.path)
+from report_utils import command_line, machine_info, publish  # noqa: E402  (benchmarks/ is on sys.path)
 sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
 
 from musedance_core.images import fit_image
@@ -144,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     started = time.perf_counter()
     report: dict = {"command": command_line(), "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "machine": machine_info(), "load_average_start": [round(x, 2) for x in load_start],
+                    "machine": machine_info(mkldnn=torch.backends.mkldnn.is_available()), "load_average_start": [round(x, 2) for x in load_start],
                     "equivalence": None, "cases": [], "profile": None, "memory": None}
     if not args.no_conditioning:
         report["equivalence"] = check_against_pipeline()
@@ -573,21 +571,6 @@ def memory_available_gb() -> float:
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) / 2**20
     return float("inf")
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    import diffusers
-
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "memory_gb": round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "diffusers": diffusers.__version__, "numpy": np.__version__},
-            "mkldnn": torch.backends.mkldnn.is_available(), "git": git_revision()}
 
 
 # ---------------------------------------------------------------- report

@@ -1,7 +1,9 @@
-"""Provenance shared by the benchmark reports: the git revision and the exact command line."""
+"""Provenance shared by the benchmark reports: the git revision, the exact command line and the machine."""
 
 from __future__ import annotations
 
+import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -35,3 +37,21 @@ def publish(markdown: str, report: dict, markdown_path: Path | None, json_path: 
         Path(markdown_path).write_text(markdown)
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=1))
+
+
+def machine_info(**extra) -> dict:
+    """CPU model, core count, torch threads, memory, library versions and git revision (+ ``extra``)."""
+    import diffusers
+    import numpy as np
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "memory_gb": round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "diffusers": diffusers.__version__, "numpy": np.__version__},
+            "git": git_revision(), **extra}

@@ -46,7 +46,6 @@ import datetime
 import gc
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -60,7 +59,7 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from report_utils import command_line, git_revision, publish  # noqa: E402  (benchmarks/ is on sys.path)
+from report_utils import command_line, machine_info, publish  # noqa: E402  (benchmarks/ is on sys.path)
 sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
 
 from musedance_core.training.config import load_train_config  # noqa: E402
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     stage2 = load_train_config(args.config)
     started = time.perf_counter()
     report: dict = {"command": command_line(), "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "machine": machine_info(), "load_average_start": [round(x, 2) for x in os.getloadavg()],
+                    "machine": machine_info(gpu=torch.cuda.is_available()), "load_average_start": [round(x, 2) for x in os.getloadavg()],
                     "plan": asdict(plan) | {"clips": {str(k): v for k, v in plan.clips.items()}},
                     "stage2_config": {"path": str(args.config.relative_to(REPO_ROOT) if args.config.is_relative_to(REPO_ROOT)
                                                   else args.config),
@@ -563,21 +562,6 @@ def estimate(report: dict, stage2, mfu: tuple[float, float], peak_tflops: float,
 
 
 # ---------------------------------------------------------------- report
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    import diffusers
-
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "memory_gb": round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1),
-            "gpu": torch.cuda.is_available(),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "diffusers": diffusers.__version__, "numpy": np.__version__}, "git": git_revision()}
 
 
 def _size(size) -> str:

@@ -49,12 +49,21 @@ def _run(config: list[str], processes: int, *overrides: str, env: dict | None = 
     return run.stdout + run.stderr
 
 
+def run_from_checkpoint(checkpoint: Path, out: Path) -> Path:
+    """A new run folder whose latest checkpoint is a copy of ``checkpoint`` (to resume it elsewhere)."""
+    out.mkdir()
+    shutil.copytree(checkpoint, out / checkpoint.name)
+    (out / "latest").write_text(checkpoint.name)
+    return out
+
+
 def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(run / f"checkpoint-{step:07d}" / "trainable.safetensors"))
 
 
 def _relative_gap(a: dict, b: dict, start: dict) -> float:
     """|a - b| / |a - start| over all trained tensors."""
+    assert a.keys() == b.keys() == start.keys()
     moved = torch.sqrt(sum(((a[k] - start[k]) ** 2).sum() for k in a))
     gap = torch.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a))
     assert moved > 0
@@ -139,10 +148,7 @@ def test_a_killed_two_process_run_resumes_where_the_unbroken_one_ends(data, vae_
 
 
 def test_a_checkpoint_of_two_processes_resumes_on_one(data, vae_runs, tmp_path):
-    out = tmp_path / "moved"
-    out.mkdir()
-    shutil.copytree(vae_runs["two"] / "checkpoint-0000002", out / "checkpoint-0000002")
-    (out / "latest").write_text("checkpoint-0000002")
+    out = run_from_checkpoint(vae_runs["two"] / "checkpoint-0000002", tmp_path / "moved")
     log = _run(VAE, 1, f"data={data}", f"output_dir={out}", "max_steps=4", "batch_size=4")
     assert "resumed from checkpoint-0000002 at step 2 (8 samples seen)" in log
     gap = _relative_gap(_weights(vae_runs["one"], 4), _weights(out, 4), _fresh_vae())

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from tests.test_distributed_training import _fresh_vae, _relative_gap, _weights, run_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "accelerate"
@@ -97,30 +98,6 @@ def _run(command: list[str], env: dict, ok: bool = True) -> subprocess.Completed
     if ok:
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     return run
-
-
-def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
-    return load_file(str(run / f"checkpoint-{step:07d}" / "trainable.safetensors"))
-
-
-def _relative_gap(a: dict, b: dict, start: dict) -> float:
-    """|a - b| / |a - start| over all trained tensors."""
-    assert a.keys() == b.keys() == start.keys()
-    moved = torch.sqrt(sum(((a[k] - start[k]) ** 2).sum() for k in a))
-    gap = torch.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a))
-    assert moved > 0
-    return float(gap / moved)
-
-
-def _fresh_vae() -> dict[str, torch.Tensor]:
-    """The VAE weights train.py starts from (the tiny preset, seed 0)."""
-    from musedance_core.models.config import preset
-    from musedance_core.models.musedance import MuseDanceModel
-    from musedance_core.training.steps import named_trainable
-
-    torch.manual_seed(0)
-    model = MuseDanceModel(preset("tiny").with_changes(music_dim=74))
-    return {k: v.detach().clone() for k, v in named_trainable(model, ["vae"]).items()}
 
 
 @pytest.fixture(scope="module")
@@ -242,10 +219,7 @@ def test_an_fsdp_checkpoint_holds_the_full_tensors_and_the_gathered_optimizer_st
 
 @pytest.mark.parametrize("processes", [2, 1])
 def test_an_fsdp_run_resumes_from_its_checkpoint(data, vae_runs, fsdp_env, tmp_path, processes):
-    out = tmp_path / "resumed"
-    out.mkdir()
-    shutil.copytree(vae_runs["fsdp"] / "checkpoint-0000002", out / "checkpoint-0000002")
-    (out / "latest").write_text("checkpoint-0000002")
+    out = run_from_checkpoint(vae_runs["fsdp"] / "checkpoint-0000002", tmp_path / "resumed")
     run = _run(_launch("fsdp_shard_grad_op.yaml", processes, [*VAE, f"data={data}", f"output_dir={out}",
                                                               "max_steps=4", f"batch_size={4 // processes}"],
                        fsdp_env), fsdp_env)
@@ -255,10 +229,7 @@ def test_an_fsdp_run_resumes_from_its_checkpoint(data, vae_runs, fsdp_env, tmp_p
 
 
 def test_a_plain_run_refuses_an_fsdp_checkpoint_with_the_fix(data, vae_runs, tmp_path):
-    out = tmp_path / "plain"
-    out.mkdir()
-    shutil.copytree(vae_runs["fsdp"] / "checkpoint-0000002", out / "checkpoint-0000002")
-    (out / "latest").write_text("checkpoint-0000002")
+    out = run_from_checkpoint(vae_runs["fsdp"] / "checkpoint-0000002", tmp_path / "plain")
     run = _run([sys.executable, "training/train.py", *VAE, f"data={data}", f"output_dir={out}", "max_steps=4",
                 "batch_size=4"], ENV, ok=False)
     assert run.returncode != 0
