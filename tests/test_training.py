@@ -16,7 +16,7 @@ from diffusers import DDPMScheduler
 from safetensors.torch import load_file
 
 from musedance_core.checkpoints.bundle import load_bundle
-from musedance_core.training.data import BatchStream, ClipSampler, read_manifest
+from musedance_core.training.data import ClipSampler, first_batch, read_manifest
 from musedance_core.training.steps import LossSettings, diffusion_step_loss, vae_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def _fixed_loss(bundle: Path, data: Path, stage: str, schedule_of: Path | None =
         model.config = model.config.with_changes(scheduler=load_bundle(schedule_of).config.scheduler)
     mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[stage]
     sampler = ClipSampler(data, tuple(read_manifest(data, "train")), mode, num_frames=8, seed=99)
-    batch = BatchStream(sampler, 4).next()
+    batch = first_batch(sampler, 4)
     with torch.no_grad():
         if stage == "vae":
             return float(vae_loss(model, batch, seed=5))

@@ -32,13 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from musedance_core.training.checkpoint import latest_checkpoint, load_weights
+    from musedance_core.training.checkpoint import latest_checkpoint
     from musedance_core.training.config import load_train_config
     from musedance_core.training.data import read_manifest
-    from musedance_core.training.steps import set_trainable
-    from training.train import build_model, check_checkpoint_parts, data_beat_features, data_music, write_bundle
+    from training.train import bundle_from_checkpoint
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
@@ -52,16 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"export_bundle: --out '{args.out}' is the run's own final bundle (a finished run's mark); "
                          "write the export elsewhere.")
     records = tuple(read_manifest(cfg.data, "train"))
-    model = build_model(cfg, data_music(cfg.data, records), data_beat_features(cfg.data, records))
-    trainable = set_trainable(model, cfg.train)
-    weights, ema, step = load_weights(checkpoint)
-    check_checkpoint_parts(checkpoint, weights, trainable)
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            trainable[name].copy_(tensor)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    bundle = write_bundle(model, cfg, records, args.out, step, trainable, None if args.no_ema else ema)
-    print(f"wrote {bundle} (step {step}, {'raw' if args.no_ema or ema is None else 'EMA'} weights)")
+    bundle, step, ema = bundle_from_checkpoint(cfg, records, Path(checkpoint), args.out, use_ema=not args.no_ema)
+    print(f"wrote {bundle} (step {step}, {'EMA' if ema else 'raw'} weights)")
     return 0
 
 

@@ -197,10 +197,9 @@ def check_8bit_adam(cfg: TrainConfig) -> None:
 
 def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]):
     if cfg.use_8bit_adam:
-        try:
-            import bitsandbytes as bnb
-        except ImportError as exc:
-            raise SystemExit(NO_BITSANDBYTES) from exc
+        check_8bit_adam(cfg)  # main() has asked already, before any heavy work
+        import bitsandbytes as bnb
+
         return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
@@ -356,7 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         if sharding is None:
             bundle = write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, ema)
         else:  # the weights are sharded over the processes: the last checkpoint has them whole
-            bundle = bundle_from_checkpoint(cfg, records, music, beat_features, out, step)
+            last = latest_checkpoint(out)
+            if last is None or last.name != f"checkpoint-{step:07d}":
+                raise RuntimeError(f"the last checkpoint is {last}, the run ended at step {step}")
+            bundle, _, _ = bundle_from_checkpoint(cfg, records, last, out / "model.safetensors")
         plot_losses(log_path, out / "loss.png")
         accelerator.print(f"wrote {bundle}")
     accelerator.end_training()
@@ -509,22 +511,24 @@ def save_sharded_checkpoint(accelerator, sharding: str, out: Path, step: int, tr
         finish_checkpoint(out, step, weights, None, dict(run_state, sharding=sharding))
 
 
-def bundle_from_checkpoint(cfg: TrainConfig, records, music: tuple[str, int], beat_features, out: Path,
-                           step: int) -> Path:
-    """The final bundle of a sharded run, on the main process: the starting model built again with
-    the last checkpoint's full tensors in it (what training/export_bundle.py does)."""
-    from musedance_core.training.checkpoint import latest_checkpoint, load_weights
+def bundle_from_checkpoint(cfg: TrainConfig, records, checkpoint: Path, path: Path,
+                           use_ema: bool = True) -> tuple[Path, int, bool]:
+    """Write ``path``: the starting model built again with a checkpoint's trained tensors (its EMA
+    weights when it keeps them and ``use_ema``). Returns (bundle, step, whether EMA weights went in).
+    The end of a sharded run uses it, and training/export_bundle.py."""
+    from musedance_core.training.checkpoint import load_weights
     from musedance_core.training.steps import set_trainable
 
-    model = build_model(cfg, music, beat_features)
+    model = build_model(cfg, data_music(cfg.data, records), data_beat_features(cfg.data, records))
     trainable = set_trainable(model, cfg.train)
-    weights, _, saved = load_weights(latest_checkpoint(out))
-    if saved != step:
-        raise RuntimeError(f"the last checkpoint is of step {saved}, the run ended at step {step}")
+    weights, ema, step = load_weights(checkpoint)
+    check_checkpoint_parts(checkpoint, weights, trainable)
     with torch.no_grad():
         for name, tensor in weights.items():
             trainable[name].copy_(tensor)
-    return write_bundle(model, cfg, records, out / "model.safetensors", step, trainable, None)
+    ema = ema if use_ema else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_bundle(model, cfg, records, path, step, trainable, ema), step, ema is not None
 
 
 def gpu_available() -> bool:
@@ -556,13 +560,13 @@ def write_bundle(model, cfg: TrainConfig, records, path: Path, step: int, traina
     """Save the model being trained (its EMA weights when there are any) as a MuseDance bundle.
     After a VAE stage the latents' scaling factor is measured first (SD practice: unit variance)."""
     from musedance_core.checkpoints.bundle import save_bundle
-    from musedance_core.training.data import BatchStream, ClipSampler
+    from musedance_core.training.data import ClipSampler, first_batch
     from musedance_core.training.steps import latent_scale
 
     model.eval()
     with ema_weights(trainable, ema):
         if "vae" in cfg.train:
-            pixels = BatchStream(ClipSampler(Path(cfg.data), records, "image", seed=cfg.seed + 1), 32).next()["pixels"]
+            pixels = first_batch(ClipSampler(Path(cfg.data), records, "image", seed=cfg.seed + 1), 32)["pixels"]
             scale = latent_scale(model, pixels[:, 0])
             model.vae.register_to_config(scaling_factor=scale)
             model.config = model.config.with_changes(vae=model.config.vae | {"scaling_factor": scale})

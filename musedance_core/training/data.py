@@ -167,32 +167,10 @@ def make_loader(sampler: ClipSampler, batch_size: int, start: int = 0, workers: 
         prefetch_factor=2 if workers > 0 else None)
 
 
-class BatchStream:
-    """Endless, resumable stream of batches: epoch by epoch through a seeded permutation."""
-
-    def __init__(self, sampler: ClipSampler, batch_size: int, epoch: int = 0, position: int = 0):
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1; got {batch_size}.")
-        self.sampler, self.batch_size = sampler, batch_size
-        self.epoch, self.position = epoch, position
-
-    @property
-    def state(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def _order(self) -> np.ndarray:
-        return epoch_order(self.sampler, self.epoch)
-
-    def next(self) -> dict:
-        order = self._order()
-        picked = []
-        while len(picked) < self.batch_size:
-            if self.position >= len(order):
-                self.epoch, self.position = self.epoch + 1, 0
-                order = self._order()
-            picked.append((int(order[self.position]), self.epoch))
-            self.position += 1
-        return collate([self.sampler.example(i, e) for i, e in picked])
+def first_batch(sampler: ClipSampler, size: int) -> dict:
+    """The run's first ``size`` samples as one batch (a fixed batch, e.g. to measure the VAE's scale)."""
+    samples = SampleSet(sampler)
+    return collate([samples[k] for k in range(size)])
 
 
 def clip_conditions(arrays, record: dict, encoder_id: str):
