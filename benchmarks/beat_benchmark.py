@@ -10,8 +10,8 @@ Speed: beats (+ music features for MuseDance) on the 180 s track, single-threade
 numba limited to one thread and the process pinned to one CPU), after one warm-up run, as seconds
 and × real time (audio duration / processing time).
 
-    .venv/bin/python benchmarks/beat_eval_set.py
-    .venv/bin/python benchmarks/beat_benchmark.py [--quick] [--markdown out.md] [--json out.json]
+    .venv/bin/python -m benchmarks.beat_eval_set
+    .venv/bin/python -m benchmarks.beat_benchmark [--quick] [--markdown out.md] [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ import librosa  # noqa: E402
 import mir_eval  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.report_utils import command_line, git_revision, publish  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from report_utils import command_line, git_revision, publish  # noqa: E402  (benchmarks/ is on sys.path)
-sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
 
 DEFAULT_DATA = Path("bench_data/beats")
 ANALYSIS_SR = 22050
@@ -140,7 +140,7 @@ def make_musedance_tracker(dsp: bool = False) -> Tracker:
     from musedance_core.audio.io import load_audio
 
     if dsp:
-        from dsp_beat_tracker import track_beats_dsp as track  # benchmarks/ is on sys.path
+        from benchmarks.dsp_beat_tracker import track_beats_dsp as track
     else:
         from musedance_core.audio.beats import track_beats as track
 
@@ -181,7 +181,7 @@ def load_index(data: Path) -> dict:
     path = data / "index.json"
     if not path.is_file():
         raise SystemExit(f"error: {path} not found. Build the evaluation set first:\n"
-                         f"    .venv/bin/python benchmarks/beat_eval_set.py --out {data}")
+                         f"    .venv/bin/python -m benchmarks.beat_eval_set --out {data}")
     index = json.loads(path.read_text())
     if "tracks" not in index and "pieces" in index:  # the training generator's layout
         tracks = [{"name": p["name"], "category": p["category"], "wav": f"{p['name']}.flac",

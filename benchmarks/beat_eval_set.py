@@ -34,7 +34,7 @@ track carry ``GENERATOR_VERSION``, later categories also their own ``CATEGORY_VE
 so changing a new category never rebuilds (or changes) the old tracks.
 
     apt-get install -y fluidsynth fluid-soundfont-gm espeak-ng
-    .venv/bin/python benchmarks/beat_eval_set.py [--out bench_data/beats] [--quick] [--categories drumless,compound]
+    .venv/bin/python -m benchmarks.beat_eval_set [--out bench_data/beats] [--quick] [--categories drumless,compound]
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ import numpy as np
 import pretty_midi
 import soundfile as sf
 
-# sibling module: running this file puts benchmarks/ on sys.path
-from midi_scores import CATEGORY_STYLES, STYLES, Score, compose, compose_groove, seconds_at
+from benchmarks.midi_scores import CATEGORY_STYLES, STYLES, Score, compose, compose_groove, seconds_at
 
 GENERATOR_VERSION = 1  # bump when the music of the original categories changes: older renders are then rebuilt
 # Categories added after GENERATOR_VERSION 1 carry their own version (bump one to rebuild only it).

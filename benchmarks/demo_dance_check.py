@@ -6,7 +6,7 @@ image, prompt and seed). Each video's motion energy (frame differences) is measu
 bundled song's beats with the beat-phase vector strength and BAS (DESIGN.md section 6): the
 bundled-music video should score higher against the bundled beats than the control videos do.
 
-    .venv/bin/python benchmarks/demo_dance_check.py [--model BUNDLE] [--markdown out.md]
+    .venv/bin/python -m benchmarks.demo_dance_check [--model BUNDLE] [--markdown out.md]
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from musedance_core.audio.beats import track_beats
+from musedance_core.audio.io import load_audio
+from musedance_core.audio.synth import Groove, render_groove
+from musedance_core.metrics import BAS_SIGMA_FRAMES
+from musedance_core.video import read_video
+from training.evaluate import beat_measures
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from musedance_core.audio.beats import track_beats  # noqa: E402
-from musedance_core.audio.io import load_audio  # noqa: E402
-from musedance_core.audio.synth import Groove, render_groove  # noqa: E402
-from musedance_core.metrics import BAS_SIGMA_FRAMES  # noqa: E402
-from musedance_core.video import read_video  # noqa: E402
-from training.evaluate import beat_measures  # noqa: E402
 
 IMAGE = ROOT / "assets/demo/robot.png"
 SONG = ROOT / "assets/demo/groove.mp3"

@@ -22,7 +22,7 @@
     with 16-frame windows (overlap 4), interleaved: peak RSS ("Maximum resident set size") and
     wall time per frame.
 
-    .venv/bin/python benchmarks/model_benchmark.py [--quick] [--threads 1] [--profile CASE] [--markdown out.md] [--json out.json]
+    .venv/bin/python -m benchmarks.model_benchmark [--quick] [--threads 1] [--profile CASE] [--markdown out.md] [--json out.json]
 
 On a machine shared with other jobs, `--threads 1` gives steadier ratios: with two threads, OpenMP
 waits make steps with many small ops swing widely when another process takes a core.
@@ -49,16 +49,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-from report_utils import command_line, machine_info, publish  # noqa: E402  (benchmarks/ is on sys.path)
-sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
-
+from benchmarks.report_utils import command_line, machine_info, publish
 from musedance_core.images import fit_image
 from musedance_core.models.config import preset
 from musedance_core.models.musedance import MuseDanceModel
 from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
 from musedance_core.schedulers import context_windows, make_scheduler
 from musedance_core.types import BeatTrack, MusicFeatures
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 THREADS_AT_IMPORT = torch.get_num_threads()
 OFF, FULL, MAGICANIMATE = "off", "full", "magicanimate"

@@ -10,7 +10,7 @@ device memory stage offload saves.
     each stage of the pipeline (encode, denoise, decode; exactly the modules the pipeline moves)
     against the whole model without offload.
 
-    .venv/bin/python benchmarks/precision_benchmark.py [--threads 1] [--repeats 3] [--fp16] [--markdown out.md]
+    .venv/bin/python -m benchmarks.precision_benchmark [--threads 1] [--repeats 3] [--fp16] [--markdown out.md]
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from musedance_core.audio.synth import Groove, render_groove  # noqa: E402
-from musedance_core.pipeline import AnimateSettings, MuseDancePipeline  # noqa: E402
+from musedance_core.audio.synth import Groove, render_groove
+from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
 
 GIB = 2 ** 30
 
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     label, times = precision_times(args.repeats, args.fp16)
     memory = offload_bytes()
-    lines = [f"Command: `.venv/bin/python benchmarks/precision_benchmark.py {' '.join(argv or sys.argv[1:])}`",
+    lines = [f"Command: `.venv/bin/python -m benchmarks.precision_benchmark {' '.join(argv or sys.argv[1:])}`",
              f"torch {torch.__version__}, {args.threads} thread(s), {label}, 8 frames 128x128, 4 DDIM steps, cfg 3.5",
              "", "| weights | median s | max frame diff vs fp32 |", "|---|---|---|"]
     lines += [f"| {r['precision']} | {r['seconds']:.2f} | {r['max_diff']:.4f} |" for r in times]

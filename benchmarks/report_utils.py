@@ -22,10 +22,15 @@ def git_revision() -> str | None:
 
 
 def command_line() -> str:
-    """The command that produced the report, the interpreter relative to the working directory when inside it."""
+    """The command that produced the report, the interpreter relative to the working directory when inside it.
+
+    A benchmark run as a module (``python -m benchmarks.beat_benchmark``) is shown that way, not by its
+    file path (what ``sys.argv[0]`` holds then)."""
     python = Path(sys.executable).absolute()
     shown = str(python.relative_to(Path.cwd())) if python.is_relative_to(Path.cwd()) else str(python)
-    return shlex.join([shown, *sys.argv])
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["-m", spec.name] if spec is not None else sys.argv[:1]
+    return shlex.join([shown, *program, *sys.argv[1:]])
 
 
 def publish(markdown: str, report: dict, markdown_path: Path | None, json_path: Path | None) -> None:

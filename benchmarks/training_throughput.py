@@ -31,8 +31,8 @@
     DDP efficiency, for the config as written under ``accelerate launch`` on 8 GPUs. An estimate
     from stated assumptions, not a measurement.
 
-    .venv/bin/python benchmarks/training_throughput.py [--quick] [--threads N] [--data-dir DIR] [--markdown out.md] [--json out.json]
-    .venv/bin/python benchmarks/training_throughput.py --from-json out.json [--markdown out.md]   # re-render only
+    .venv/bin/python -m benchmarks.training_throughput [--quick] [--threads N] [--data-dir DIR] [--markdown out.md] [--json out.json]
+    .venv/bin/python -m benchmarks.training_throughput --from-json out.json [--markdown out.md]   # re-render only
 
 ``--quick`` (~1.5 min on 2 cores): smaller sets, workers 0 and 2, one repeat, stage 2 only, no CPU
 check. The full run takes ~11 min. The machine this was written on is shared with other jobs: read ratios, not absolute seconds.
@@ -58,12 +58,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-from report_utils import command_line, machine_info, publish  # noqa: E402  (benchmarks/ is on sys.path)
-sys.path.insert(0, str(REPO_ROOT))  # so `musedance_core` imports without installing the pack
+from benchmarks.report_utils import command_line, machine_info, publish
+from musedance_core.training.config import load_train_config
+from musedance_core.training.data import ClipSampler, make_loader, read_manifest
 
-from musedance_core.training.config import load_train_config  # noqa: E402
-from musedance_core.training.data import ClipSampler, make_loader, read_manifest  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 STAGE2_CONFIG = REPO_ROOT / "training" / "configs" / "sd15_stage2.yaml"
 PAPER_VIDEOS = 2904  # MuseDance paper: 2,904 dance videos with their music and captions

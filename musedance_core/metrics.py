@@ -1,9 +1,11 @@
-"""Measures: beat-tracking accuracy, and how well a video's motion follows the music's beats.
+"""Measures of how well a video's motion follows the music's beats.
 
-- ``beat_f_measure`` and ``beat_continuity``: the MIREX beat-tracking measures, written to give
-  the same numbers as ``mir_eval.beat.f_measure`` / ``continuity`` (the tests check this), so the
-  core needs no mir_eval at run time. No beats are trimmed: callers trim if they want to.
-- ``beat_alignment_score``: Bailando's BAS in DESIGN.md section 6's form.
+Beat-tracking accuracy (F-measure, continuity) is mir_eval's: the benchmarks, the beat tracker's
+training and the tests call ``mir_eval.beat.f_measure`` / ``continuity`` on the full beat lists
+(mir_eval is a development dependency; ComfyUI users never need it). None of them trims the first
+5 s as ``mir_eval.beat.evaluate`` does, so quiet intros and the first bars count.
+
+- ``beat_alignment_score``: Bailando's Beat Alignment Score.
 - ``beat_phase_vector_strength``: the style-agnostic companion of BAS.
 - ``motion_energy`` / ``subject_speed`` / ``motion_beats``: per-frame motion of a 2D video (or of a
   tracked subject) and its beats.
@@ -15,100 +17,14 @@ import numpy as np
 
 from .audio.beats import pulse_and_phase
 
-F_MEASURE_WINDOW_S = 0.07  # MIREX / mir_eval default tolerance
-CONTINUITY_PHASE = 0.175  # mir_eval continuity thresholds (fractions of the beat interval)
-CONTINUITY_PERIOD = 0.175
 BAS_SIGMA_FRAMES = 2.0  # default BAS tolerance, in video frames (2 frames = 83 ms at 24 fps)
 BAILANDO_SIGMA_S = 0.05  # Bailando's own tolerance: sigma^2 = 9 frames^2 at its 60 fps = 50 ms
 MOTION_SMOOTH_FRAMES = 1.0  # Gaussian smoothing of the motion speed curve before finding minima
 
 
-def match_events(reference: np.ndarray, estimated: np.ndarray, window: float) -> int:
-    """Size of the largest one-to-one matching with |ref - est| <= window (greedy is optimal in 1-D)."""
-    reference, estimated = np.sort(reference), np.sort(estimated)
-    i = j = matched = 0
-    while i < len(reference) and j < len(estimated):
-        d = estimated[j] - reference[i]
-        if abs(d) <= window:
-            matched, i, j = matched + 1, i + 1, j + 1
-        elif d < 0:
-            j += 1
-        else:
-            i += 1
-    return matched
-
-
-def beat_f_measure(reference: np.ndarray, estimated: np.ndarray, window: float = F_MEASURE_WINDOW_S) -> float:
-    """F-measure of estimated beat times against reference beat times (seconds).
-
-    0.0 when either list is empty (as mir_eval).
-    """
-    reference, estimated = np.asarray(reference, float), np.asarray(estimated, float)
-    if reference.size == 0 or estimated.size == 0:
-        return 0.0
-    matched = match_events(reference, estimated, window)
-    if matched == 0:
-        return 0.0
-    precision, recall = matched / estimated.size, matched / reference.size
-    return 2 * precision * recall / (precision + recall)
-
-
-def beat_continuity(reference: np.ndarray, estimated: np.ndarray) -> dict[str, float]:
-    """Continuity measures CMLc, CMLt, AMLc, AMLt (Hainsworth; Klapuri et al.), as mir_eval.
-
-    CML = correct metrical level; AML also accepts double, half and off-beat tracking.
-    c = longest continuous correct run, t = total correct, both as fractions.
-    """
-    reference, estimated = np.asarray(reference, float), np.asarray(estimated, float)
-    zero = {"CMLc": 0.0, "CMLt": 0.0, "AMLc": 0.0, "AMLt": 0.0}
-    if reference.size < 2 or estimated.size < 2:
-        return zero
-    doubled = np.interp(np.arange(0, reference.size - 0.5, 0.5), np.arange(reference.size), reference)
-    variations = (reference, doubled[1::2], doubled, reference[::2], reference[1::2])
-    runs, totals = [], []
-    for ref in variations:
-        if ref.size < 2:
-            runs.append(0.0), totals.append(0.0)
-            continue
-        ok = _continuity_hits(ref, estimated)
-        breaks = np.flatnonzero(np.concatenate([[0], ok, [0]]) == 0)
-        runs.append(float(np.max(np.diff(breaks)) - 1) / ok.size)
-        totals.append(float(ok.sum()) / ok.size)
-    return {"CMLc": runs[0], "CMLt": totals[0], "AMLc": max(runs), "AMLt": max(totals)}
-
-
-def _continuity_hits(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
-    """1 for each estimated beat whose phase and period both agree with its nearest reference.
-
-    Padded with zeros to max(len(ref), len(est)): missed references count against the score.
-    """
-    used = np.zeros(max(ref.size, est.size), bool)
-    ok = np.zeros(max(ref.size, est.size))
-    for m, beat in enumerate(est):
-        diffs = np.abs(beat - ref)
-        k = int(np.argmin(diffs))
-        if used[k]:
-            continue
-        if m == 0 or k == 0:  # first beat or first annotation: look forward
-            ref_iv = ref[k + 1] - ref[k] if k + 1 < ref.size else ref[k] - ref[k - 1]
-            est_iv = est[m + 1] - est[m] if m + 1 < est.size else est[m] - est[m - 1]
-        else:
-            ref_iv = ref[k] - ref[k - 1]
-            est_iv = est[m] - est[m - 1]
-        if ref_iv == 0:
-            phase = 1.0 if diffs[k] == 0 else np.inf
-            period = 0.0 if est_iv == 0 else np.inf
-        else:
-            phase, period = abs(diffs[k] / ref_iv), abs(1 - est_iv / ref_iv)
-        if phase < CONTINUITY_PHASE and period < CONTINUITY_PERIOD:
-            used[k] = True
-            ok[m] = 1.0
-    return ok
-
-
 def beat_alignment_score(music_beats: np.ndarray, motion_beats: np.ndarray, fps: float,
                          sigma_frames: float = BAS_SIGMA_FRAMES) -> float:
-    """Beat Alignment Score (Bailando; DESIGN.md section 6).
+    """Beat Alignment Score (Bailando, Li et al. 2022).
 
     For each music beat, exp(-d^2 / 2 sigma^2) with d the distance to the nearest motion beat,
     averaged over the music beats. Times in seconds; sigma = ``sigma_frames`` / ``fps``.

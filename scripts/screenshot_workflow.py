@@ -7,7 +7,7 @@ loads each UI-format workflow with ``app.loadGraphData``, fits it to the view an
 picture. It also checks that the frontend reports no missing node types (the "missing nodes"
 dialog) and prints console errors.
 
-    python scripts/screenshot_workflow.py --workflow example_workflows/musedance_dance.json \\
+    python -m scripts.screenshot_workflow --workflow example_workflows/musedance_dance.json \\
         --out docs/musedance_dance.png [--width 1600 --height 900] [--resize 640x360] [--focus]
 
 ``--workflow``/``--out`` may be repeated (pairs, one server start); ``--out`` may end in .png or
@@ -31,12 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from tests.comfy_host import ComfyHost, comfy_path
 from tests.frontend import Frontend, frontend_missing
 
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "example_workflows"
 THUMBNAIL = (640, 360)  # the Templates menu's thumbnail size
 MAX_BYTES = 300_000  # a PNG above this is quantized to a palette

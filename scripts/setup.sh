@@ -49,4 +49,4 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "      sudo apt-get install ${apt_packages[*]}" >&2
   fi
 fi
-.venv/bin/python scripts/comfyui_host.py install  # the real ComfyUI 0.3.75 the integration tests run (.cache/comfyui; idempotent, ~30 s once)
+.venv/bin/python -m scripts.comfyui_host install  # the real ComfyUI 0.3.75 the integration tests run (.cache/comfyui; idempotent, ~30 s once)

@@ -6,7 +6,7 @@ positional ``widgets_values``, what the frontend opens). The API files in ``exam
 the source; this script writes their UI twins in ``example_workflows/`` using the node definitions of a
 running ComfyUI (``/object_info``), and the tests convert the UI files back to check both agree.
 
-    python scripts/workflow_formats.py --server http://127.0.0.1:8188   # rewrite example_workflows/*.json
+    python -m scripts.workflow_formats --server http://127.0.0.1:8188   # rewrite example_workflows/*.json
 """
 
 from __future__ import annotations

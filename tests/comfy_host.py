@@ -15,7 +15,7 @@ directory and this repository loaded as the custom-node pack ``comfyui-musedance
             entry = host.wait(prompt_id, timeout=60)
             files = host.output_files(entry)
 
-Which ComfyUI: ``COMFYUI_PATH`` if set, else the one ``python scripts/comfyui_host.py
+Which ComfyUI: ``COMFYUI_PATH`` if set, else the one ``python -m scripts.comfyui_host
 install`` puts in ``.cache/comfyui``. Which interpreter runs it: ``COMFYUI_PYTHON`` if set,
 else the interpreter running the tests (the install script fills that environment).
 Talks to the server with ``requests`` (installed by the install script).
@@ -39,7 +39,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COMFYUI = REPO_ROOT / ".cache" / "comfyui"
 PACK_NAME = "comfyui-musedance"  # folder name of the pack inside custom_nodes
-INSTALL_HINT = "run `python scripts/comfyui_host.py install` (or set COMFYUI_PATH to a ComfyUI folder)"
+INSTALL_HINT = "run `python -m scripts.comfyui_host install` (or set COMFYUI_PATH to a ComfyUI folder)"
 STARTUP_TIMEOUT = 180.0  # s; a cold start on 2 CPU cores takes ~10-15 s
 STOP_TIMEOUT = 10.0  # s between terminate() and kill()
 POLL_INTERVAL = 0.2  # s

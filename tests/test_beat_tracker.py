@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from mir_eval.beat import f_measure
 
 from musedance_core.audio.beat_decode import decode_beats
 from musedance_core.audio.beat_net import (FRAME_RATE, SHIPPED_WEIGHTS, BeatNet, BeatNetConfig, BeatWeightsError,
@@ -19,7 +20,6 @@ from musedance_core.audio.beat_net import (FRAME_RATE, SHIPPED_WEIGHTS, BeatNet,
 from musedance_core.audio.beats import track_beats
 from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.errors import InputError
-from musedance_core.metrics import beat_f_measure
 
 
 def _activations(beat_times, downbeat_times, seconds, peak=0.9, floor=0.02):
@@ -71,9 +71,9 @@ def test_decoder_follows_tempo_and_bar():
     act[np.round((beats + 30 / 123.0) * FRAME_RATE).astype(int), 0] = 0.3  # weaker off-beats
     out = decode_beats(act, FRAME_RATE, 50, 220)
     est = out.beats / FRAME_RATE
-    assert beat_f_measure(beats, est) == 1.0
+    assert f_measure(beats, est) == 1.0
     assert out.beats_per_bar == 4
-    assert beat_f_measure(beats[1::4], est[out.positions == 0]) == 1.0
+    assert f_measure(beats[1::4], est[out.positions == 0]) == 1.0
     assert np.abs(est - beats[: len(est)]).max() < 0.012  # sub-frame refinement
 
 
@@ -91,7 +91,7 @@ def test_decoder_follows_a_sudden_tempo_change():
     second = first[-1] + np.arange(1, 30) * 0.45
     beats = np.concatenate([first, second])
     out = decode_beats(_activations(beats, beats[::4], beats[-1] + 1), FRAME_RATE, 50, 220)
-    assert beat_f_measure(beats, out.beats / FRAME_RATE) >= 0.97
+    assert f_measure(beats, out.beats / FRAME_RATE) >= 0.97
 
 
 def test_decoder_on_no_activation_has_no_confidence():

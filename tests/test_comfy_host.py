@@ -1,7 +1,7 @@
 """Integration: a real ComfyUI 0.3.75 server with this repository loaded as a custom-node pack.
 
 One server is started for the module (~8-12 s on 2 CPU cores). Skipped when no ComfyUI is
-installed, but failing when ``CI=true``: run ``python scripts/comfyui_host.py install``.
+installed, but failing when ``CI=true``: run ``python -m scripts.comfyui_host install``.
 """
 
 from __future__ import annotations
@@ -121,10 +121,10 @@ def test_require_comfy_fails_on_ci_and_skips_elsewhere(monkeypatch, tmp_path):
     monkeypatch.delenv("COMFYUI_PATH", raising=False)
     monkeypatch.setattr(comfy_host, "DEFAULT_COMFYUI", tmp_path / "absent")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="comfyui_host.py install"):
+    with pytest.raises(pytest.fail.Exception, match="scripts.comfyui_host install"):
         comfy_host.require_comfy()
     monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception, match="comfyui_host.py install"):
+    with pytest.raises(pytest.skip.Exception, match="scripts.comfyui_host install"):
         comfy_host.require_comfy()
     monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
     with pytest.raises(ComfyHostError, match="COMFYUI_PATH"):

@@ -27,12 +27,11 @@ from musedance_core.checkpoints.bundle import COMPONENTS, save_bundle
 from musedance_core.models.config import tiny_config
 from musedance_core.models.musedance import MuseDanceModel
 from musedance_core.video import probe_video, read_video
+from scripts.workflow_formats import strip_meta, ui_to_api
 from tests.checkpoint_files import TINY_CHANNELS, TINY_LAYERS, Randoms, animatediff_file, save
 from tests.comfy_host import PACK_NAME, ComfyHost, ComfyHostError, require_comfy
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from workflow_formats import strip_meta, ui_to_api  # noqa: E402
 
 BUNDLE = DEMO_BUNDLE.name  # listed from the pack's assets/demo
 SAMPLING_LINE = "MuseDance: sampling"  # logged by the Animate node as sampling begins

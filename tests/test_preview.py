@@ -5,6 +5,7 @@ host.Progress) run against the real ComfyUI modules in a subprocess."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -184,8 +185,7 @@ def test_denoised_estimate_is_none_for_a_scheduler_without_one():
 _GLUE = r"""
 import importlib, json, logging, sys, types
 from pathlib import Path
-comfy_dir, repo, tmp = sys.argv[1:4]
-sys.path.insert(0, comfy_dir)
+repo, tmp = sys.argv[1:3]  # ComfyUI's folder is on PYTHONPATH
 from comfy.cli_args import args, LatentPreviewMethod
 args.cpu = True
 import comfy.utils, comfy.model_management as mm, comfy.latent_formats, folder_paths
@@ -267,7 +267,8 @@ def glue(tmp_path_factory):
 
     comfy = require_comfy()
     tmp = tmp_path_factory.mktemp("glue")
-    run = subprocess.run([sys.executable, "-c", _GLUE, str(comfy), str(ROOT), str(tmp)], cwd=tmp,
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(comfy), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", _GLUE, str(ROOT), str(tmp)], cwd=tmp, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     line = next(line for line in run.stdout.splitlines() if line.startswith("RESULT"))

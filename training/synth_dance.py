@@ -487,7 +487,7 @@ def render_frames(spec: ClipSpec, motion: np.ndarray, width: int, height: int,
 
 def make_clip(cfg: SynthDanceConfig, song: Song, index: int, **overrides) -> tuple[dict, dict, np.ndarray]:
     """Clip ``index`` of the data set (cut from ``song``): (record, arrays, audio samples [N])."""
-    from musedance_core.metrics import beat_f_measure
+    import mir_eval  # a training dependency (requirements-dev.txt)
 
     n = overrides.pop("num_frames", None) or cfg.frames_for(song.split)
     spec = clip_spec(cfg, song, index, num_frames=n, **overrides)
@@ -512,7 +512,7 @@ def make_clip(cfg: SynthDanceConfig, song: Song, index: int, **overrides) -> tup
         "bpm": round(float(60.0 / np.median(np.diff(near))), 2), "beats_per_bar": track.groove.beats_per_bar,
         "music_id": song.music_id, "music_encoder": song.encoder_id, "start": round(start, 6),
         "subject": spec.subject, "color": spec.color, "background": spec.background,
-        "swing": track.groove.swing, "tracked_beat_f": round(beat_f_measure(beat_times, inside(song.tracked_beat_times)), 3),
+        "swing": track.groove.swing, "tracked_beat_f": round(float(mir_eval.beat.f_measure(beat_times, inside(song.tracked_beat_times))), 3),
     }
     arrays = {
         "frames": frames, "mask": mask,
