@@ -113,7 +113,7 @@ def music_encoder_for(model: MuseDanceModel, device: torch.device, choice: str |
                       dirs: Iterable[str | Path] = ()) -> MusicEncoder:
     """The encoder the model was trained with unless ``choice`` names one; a learned one runs on
     ``device`` in fp32."""
-    from .audio.backbones import encoder_for_model
+    from .audio.backbones.selection import encoder_for_model
 
     return encoder_for_model(model.config.music_encoder, choice, list(dirs), device=device)
 

@@ -149,7 +149,9 @@ def load_music_encoder(name: str) -> LoadedEncoder:
     import comfy.model_management as mm
     import comfy.model_patcher
 
-    from ..musedance_core.audio.backbones import SPECTRAL, find_backbones, load_backbone
+    from ..musedance_core.audio.backbones.encoder import load_backbone
+    from ..musedance_core.audio.backbones.folders import find_backbones
+    from ..musedance_core.audio.backbones.selection import SPECTRAL
     from ..musedance_core.audio.encoders import SpectralEncoder
     from ..musedance_core.errors import MusicEncoderError
 

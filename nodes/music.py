@@ -23,7 +23,7 @@ def _mono(audio: dict):
 
 
 def _encoder_choices() -> list[str]:
-    from ..musedance_core.audio.backbones import music_encoder_choices
+    from ..musedance_core.audio.backbones.selection import music_encoder_choices
 
     return music_encoder_choices(host.music_encoder_dirs())
 

@@ -13,12 +13,10 @@ import soxr
 import torch
 
 from musedance_core.audio.analysis import pool_to_frames
-from musedance_core.audio.backbones import (
-    BackboneEncoder,
+from musedance_core.audio.backbones.encoder import BackboneEncoder, load_backbone
+from musedance_core.audio.backbones.folders import find_backbones, inspect_backbone
+from musedance_core.audio.backbones.selection import (
     encoder_for_model,
-    find_backbones,
-    inspect_backbone,
-    load_backbone,
     music_encoder,
     music_encoder_choices,
     register_backbones,

@@ -409,7 +409,7 @@ def process_video(cfg: PrepareConfig, root: Path, videos: Path, video: Path, don
 @functools.lru_cache(maxsize=1)
 def _encoder(name: str, dirs: tuple[str, ...]):
     """The music encoder, loaded once per worker process (a learned one has ~100 M parameters)."""
-    from musedance_core.audio.backbones import music_encoder
+    from musedance_core.audio.backbones.selection import music_encoder
 
     return music_encoder(name, dirs)
 
