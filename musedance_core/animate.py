@@ -15,6 +15,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +23,13 @@ import torch
 
 from .errors import InputError
 from .images import read_image  # its home is images.py; animate.read_image still works
+from .pipeline import AnimateSettings
 
 if TYPE_CHECKING:
     from .audio.encoders import MusicEncoder
     from .checkpoints.assemble import ModelSources
     from .models.musedance import MuseDanceModel
-    from .pipeline import AnimateSettings, AnimationResult
+    from .pipeline import AnimationResult
 
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "musedance-demo-tiny.safetensors"
 DEFAULT_PROMPT = "dances to the beat"
@@ -208,43 +210,56 @@ def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music:
     return result
 
 
-def animate_files(args) -> Path:
-    """Run the ``animate`` command (see cli.py for the arguments)."""
+@dataclass(frozen=True)
+class AnimateOptions:
+    """Everything ``animate_files`` (the ``animate`` command) and a batch take besides the files, with
+    the command line's defaults; ``settings`` holds the sampler's (``AnimateSettings``)."""
+
+    prompt: str = DEFAULT_PROMPT
+    negative_prompt: str = ""
+    start: float = 0.0  # seconds of the music skipped
+    seconds: float | None = None  # seconds of music used; None = to the end
+    fps: float | None = None  # None = the model's frame rate
+    sources: ModelSources | None = None  # the model files (checkpoints/assemble.py); None = the demo model
+    music_encoder: str | Path | None = None  # name or folder; None = the encoder the model was trained with
+    audio_encoders: tuple[Path, ...] = ()  # folders of music encoder folders, like models/audio_encoders
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
+    precision: str = "auto"  # auto, fp32, fp16, bf16 (devices.pick_dtype)
+    settings: AnimateSettings = field(default_factory=AnimateSettings)
+
+
+def animate_files(image: str | Path, music: str | Path, out: str | Path,
+                  options: AnimateOptions = AnimateOptions()) -> Path:
+    """Animate the picture file ``image`` to the music file ``music`` and write the mp4 ``out`` (the
+    ``animate`` command). Everything a user can get wrong fails before the model loads.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        MuseDanceError (InputError, AudioError, ...): an input or an option cannot be used; no file
+            is left under ``out``.
+    """
     from .checkpoints.assemble import ModelSources
     from .cli import check_output
     from .devices import pick_device, pick_dtype
     from .video import VIDEO_SUFFIXES
 
     t0 = time.perf_counter()
-    # everything a user can get wrong fails here, before the model loads
-    check_request(fps=args.fps, seed=args.seed, prompt=args.prompt, negative_prompt=args.negative_prompt)
-    out = check_output(Path(args.out), "--out", {"image": args.image, "music": args.music, "model": args.bundle,
-                                                 "base": args.base, "motion": args.motion,
-                                                 "tokenizer": args.tokenizer}, VIDEO_SUFFIXES, "dance.mp4")
-    image = read_image(args.image)
-    device = pick_device(args.device)
-    dtype = pick_dtype(args.precision, device)
-    settings = settings_from_args(args)
-    sources = ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
-                           animate_anyone=args.animate_anyone, tokenizer=args.tokenizer)
-    model, model_name = load_model(sources, weights_device(device, settings.offload), dtype)
-    result = animate_file(model, device, image, args.music, out, settings, start=args.start, seconds=args.seconds,
-                          fps=args.fps, prompt=args.prompt, negative_prompt=args.negative_prompt,
-                          music_encoder=args.music_encoder, audio_encoders=args.audio_encoders,
-                          model_label=model_name)
+    sources = options.sources or ModelSources()
+    check_request(fps=options.fps, seed=options.settings.seed, prompt=options.prompt,
+                  negative_prompt=options.negative_prompt)
+    out = check_output(Path(out), "--out", {"image": image, "music": music, "model": sources.bundle,
+                                            "base": sources.base, "motion": sources.motion,
+                                            "tokenizer": sources.tokenizer}, VIDEO_SUFFIXES, "dance.mp4")
+    picture = read_image(image)
+    device = pick_device(options.device)
+    dtype = pick_dtype(options.precision, device)
+    model, model_name = load_model(sources, weights_device(device, options.settings.offload), dtype)
+    result = animate_file(model, device, picture, music, out, options.settings, start=options.start,
+                          seconds=options.seconds, fps=options.fps, prompt=options.prompt,
+                          negative_prompt=options.negative_prompt, music_encoder=options.music_encoder,
+                          audio_encoders=options.audio_encoders, model_label=model_name)
     print(f"wrote {out}: {result.num_frames} frames, {result.width}x{result.height} at {result.fps:g} fps with the "
           f"music; took {time.perf_counter() - t0:.1f} s")
     return out
-
-
-def settings_from_args(args, **overrides) -> AnimateSettings:
-    """The ``AnimateSettings`` the command-line flags give (``overrides`` by field name win)."""
-    from .pipeline import AnimateSettings
-
-    values = dict(num_frames=args.frames, width=args.width, height=args.height, steps=args.steps, cfg=args.cfg,
-                  prompt_guidance=args.prompt_guidance, music_strength=args.music_strength,
-                  beat_strength=args.beat_strength, seed=args.seed, scheduler=args.scheduler,
-                  context_length=args.context_length, context_overlap=args.context_overlap,
-                  decode_chunk=args.decode_chunk, vae_tiling=args.vae_tiling, upcast_vae=args.upcast_vae,
-                  offload=args.offload)
-    return AnimateSettings(**(values | overrides))

@@ -33,16 +33,18 @@ import os
 import sys
 import time
 import traceback
-from argparse import Namespace
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .errors import InputError, MuseDanceError
+
+if TYPE_CHECKING:
+    from .animate import AnimateOptions
 
 REQUIRED_COLUMNS = ("image", "music", "prompt", "output")
 # optional columns: the animate settings by their CLI names (with underscores), and their types
@@ -117,17 +119,14 @@ def _path(text: str, folder: Path) -> Path:
     return path if path.is_absolute() else folder / path
 
 
-def read_jobs(csv_path: str | Path, defaults: Namespace) -> list[Job]:
+def read_jobs(csv_path: str | Path, defaults: AnimateOptions) -> list[Job]:
     """The rows of ``csv_path`` as jobs; blank cells take the values in ``defaults`` (the
-    command-line namespace of ``animate-batch``). A row that cannot run carries its ``error``;
+    ``animate-batch`` command's options). A row that cannot run carries its ``error``;
     JobsFileError when the file as a whole cannot be used."""
-    from .animate import settings_from_args
-
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise JobsFileError(f"jobs file not found: '{csv_path}'.")
     folder = csv_path.resolve().parent
-    base_settings = settings_from_args(defaults)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
             rows = list(csv.reader(f))
@@ -173,11 +172,12 @@ def read_jobs(csv_path: str | Path, defaults: Namespace) -> list[Job]:
                                      "destroy it")
             given = {name: _convert(name, values[name], kind) for name, kind in SETTING_COLUMNS.items()
                      if values.get(name)}
-            merged = {name: getattr(defaults, name) for name in SETTING_COLUMNS} | given
             job.prompt = values.get("prompt") or defaults.prompt
-            job.negative_prompt = merged["negative_prompt"]
-            job.start, job.seconds, job.fps = merged["start"], merged["seconds"], merged["fps"]
-            job.settings = replace(base_settings, **{field: merged[name] for name, field in _SETTING_FIELDS.items()})
+            job.negative_prompt = given.get("negative_prompt", defaults.negative_prompt)
+            job.start, job.seconds = given.get("start", defaults.start), given.get("seconds", defaults.seconds)
+            job.fps = given.get("fps", defaults.fps)
+            job.settings = replace(defaults.settings, **{field: given[name] for name, field in _SETTING_FIELDS.items()
+                                                         if name in given})
         except ValueError as exc:
             job.error = f"{exc}."
         jobs.append(job)
@@ -285,8 +285,9 @@ class _Report:
         self._file.close()
 
 
-def run_batch(args: Namespace) -> int:
-    """Run the ``animate-batch`` command (see cli.py for the arguments); the exit code."""
+def run_batch(jobs_csv: str | Path, options: AnimateOptions, report_dir: str | Path | None = None) -> int:
+    """Run the ``animate-batch`` command: every row of ``jobs_csv``, blank cells taken from
+    ``options``; each process's report in ``report_dir`` (default: the CSV's folder). The exit code."""
     from .animate import animate_file, load_model, music_encoder_for, weights_device
     from .checkpoints.assemble import ModelSources
     from .devices import pick_device, pick_dtype
@@ -295,7 +296,7 @@ def run_batch(args: Namespace) -> int:
     t0 = time.perf_counter()
     # -- everything that makes the whole run impossible, before anything runs -----------------
     try:
-        jobs = read_jobs(args.jobs, args)  # the same file in every process: all stop here, or none
+        jobs = read_jobs(jobs_csv, options)  # the same file in every process: all stop here, or none
     except JobsFileError as exc:
         if os.environ.get("RANK", "0") == "0":  # said once, not by every process
             print(f"error: {exc}", file=sys.stderr)
@@ -305,10 +306,10 @@ def run_batch(args: Namespace) -> int:
     tag = f"[rank {rank}/{world}]"
     setup_error: MuseDanceError | None = None
     try:
-        device = pick_device(args.device) if args.device not in (None, "auto") else state.device
+        device = pick_device(options.device) if options.device not in (None, "auto") else state.device
         if device.type == "cpu":
             device = torch.device("cpu")  # accelerate says cpu:0 for its CPU processes
-        dtype = pick_dtype(args.precision, device)
+        dtype = pick_dtype(options.precision, device)
     except MuseDanceError as exc:
         setup_error = exc
         print(f"error: {exc}" if world == 1 else f"{tag} error: {exc}", file=sys.stderr)
@@ -317,16 +318,15 @@ def run_batch(args: Namespace) -> int:
         return 2
 
     mine = jobs[rank::world]
-    offload = args.offload
+    offload = options.settings.offload
 
     def log_model(message: str) -> None:
         print(f"{tag} {message}", file=sys.stderr)
 
     def make_model():
         loading = time.perf_counter()
-        model, label = load_model(ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
-                                               animate_anyone=args.animate_anyone, tokenizer=args.tokenizer),
-                                  weights_device(device, offload), dtype, log=log_model)
+        model, label = load_model(options.sources or ModelSources(), weights_device(device, offload), dtype,
+                                  log=log_model)
         print(f"{tag} model: {label} on {device} ({str(dtype).removeprefix('torch.')}"
               f"{', offload: stages' if offload == 'stages' else ''}), loaded in {time.perf_counter() - loading:.1f} s",
               flush=True)
@@ -334,12 +334,13 @@ def run_batch(args: Namespace) -> int:
 
     model = _Once(make_model)
     # a learned encoder is kept for every row, unless the stages must share the device alone
-    encoder = _Once(lambda: music_encoder_for(model.get(), device, args.music_encoder, args.audio_encoders))
+    encoder = _Once(lambda: music_encoder_for(model.get(), device, options.music_encoder,
+                                                  options.audio_encoders))
 
     report = None
-    report_dir = Path(args.report_dir) if args.report_dir else Path(args.jobs).resolve().parent
+    report_dir = Path(report_dir) if report_dir else Path(jobs_csv).resolve().parent
     try:
-        report = _Report(report_dir / f"{Path(args.jobs).stem}.report-{rank}.csv")
+        report = _Report(report_dir / f"{Path(jobs_csv).stem}.report-{rank}.csv")
     except OSError as exc:
         print(f"{tag} warning: cannot write the report in '{report_dir}' ({exc}); use --report-dir. "
               "Going on without it.", file=sys.stderr)
@@ -367,7 +368,7 @@ def run_batch(args: Namespace) -> int:
                 result = animate_file(
                     loaded, device, image, job.music, job.output, job.settings, start=job.start,
                     seconds=job.seconds, fps=job.fps, prompt=job.prompt, negative_prompt=job.negative_prompt,
-                    music_encoder=args.music_encoder, audio_encoders=args.audio_encoders, encoder=music_encoder,
+                    music_encoder=options.music_encoder, audio_encoders=options.audio_encoders, encoder=music_encoder,
                     log=lambda m, n=job.row: print(f"{tag} row {n}: {m}", file=sys.stderr),
                     progress=None if world == 1 else False)
             except Exception as exc:  # noqa: BLE001 - a bad row is reported and the batch goes on

@@ -1,4 +1,5 @@
-"""Command line: ``python -m musedance_core <command> ...``.
+"""Command line: ``musedance <command> ...`` (the command ``pip install -e .`` installs), or
+``python -m musedance_core <command> ...``.
 
 Commands:
   beats          find beats and downbeats in a music file; optional plot (PNG) and JSON.
@@ -16,9 +17,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InputError, MuseDanceError
 
+if TYPE_CHECKING:
+    from .animate import AnimateOptions
+
+PROG = "musedance"  # the console script (pyproject [project.scripts])
+MODULE_PROG = "python -m musedance_core"  # __main__.py passes it
 PLOT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
@@ -174,6 +181,8 @@ def run_beats(args: argparse.Namespace) -> int:
 
 
 def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
+    from .animate import AnimateOptions
+
     p = sub.add_parser("animate", help="make an image dance to music (mp4 with the music)",
                        description="Animate IMAGE to MUSIC following PROMPT; writes an H.264 + AAC mp4.")
     p.add_argument("--image", required=True, help="reference image (png, jpg, webp, ...; alpha is put on white)")
@@ -182,34 +191,36 @@ def _add_animate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("musedance.mp4"), help="output mp4 (default: %(default)s)")
     add_source_arguments(p, bundle_help="MuseDance bundle (.safetensors); default: the bundled demo model")
     _add_setting_arguments(p)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    p.add_argument("--device", default=AnimateOptions().device, help="auto, cpu, cuda, cuda:1, mps (default auto)")
     _add_memory_arguments(p)
     p.set_defaults(run=run_animate)
 
 
 def _add_prompt_arguments(p: argparse.ArgumentParser) -> None:
-    from .animate import DEFAULT_PROMPT
+    from .animate import AnimateOptions
 
-    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="motion description (default: %(default)r)")
-    p.add_argument("--negative-prompt", default="", help="what to avoid (default: empty)")
+    d = AnimateOptions()
+    p.add_argument("--prompt", default=d.prompt, help="motion description (default: %(default)r)")
+    p.add_argument("--negative-prompt", default=d.negative_prompt, help="what to avoid (default: empty)")
 
 
 def _add_setting_arguments(p: argparse.ArgumentParser) -> None:
     """The music encoder and the sampler settings (``animate`` and ``animate-batch``; the batch's
     CSV columns carry the same names with underscores)."""
+    from .animate import AnimateOptions
     from .pipeline import AnimateSettings
     from .schedulers import SCHEDULERS
 
-    d = AnimateSettings()
-    p.add_argument("--music-encoder", default=None, metavar="NAME_OR_PATH",
+    d, o = AnimateSettings(), AnimateOptions()
+    p.add_argument("--music-encoder", default=o.music_encoder, metavar="NAME_OR_PATH",
                    help="music encoder: 'spectral', a Hugging Face MERT/HuBERT/wav2vec2/CLAP model folder, or the name "
                         "of a folder in --audio-encoders (default: the encoder the model was trained with)")
     p.add_argument("--audio-encoders", type=Path, action="append", default=[], metavar="DIR",
                    help="a folder of music encoder folders, like ComfyUI's models/audio_encoders (repeatable)")
-    p.add_argument("--start", type=float, default=0.0, help="music start in seconds (default 0)")
-    p.add_argument("--seconds", type=float, default=None, help="music length to use (default: to the end)")
+    p.add_argument("--start", type=float, default=o.start, help="music start in seconds (default 0)")
+    p.add_argument("--seconds", type=float, default=o.seconds, help="music length to use (default: to the end)")
     p.add_argument("--frames", type=int, default=d.num_frames, help="frames to make; 0 = as long as the music (default)")
-    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the model's, 12 for the demo)")
+    p.add_argument("--fps", type=float, default=o.fps, help="frames per second (default: the model's, 12 for the demo)")
     p.add_argument("--width", type=int, default=d.width,
                    help="video width, multiple of 8; 0 = the size the model was trained at (default; 64 for the demo)")
     p.add_argument("--height", type=int, default=d.height,
@@ -229,11 +240,12 @@ def _add_setting_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_memory_arguments(p: argparse.ArgumentParser) -> None:
     """Precision and memory options (after --device)."""
+    from .animate import AnimateOptions
     from .devices import OFFLOAD_MODES
     from .pipeline import AnimateSettings
 
     d = AnimateSettings()
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default=AnimateOptions().precision,
                    help="weight precision; auto = fp16 on CUDA/MPS, fp32 on CPU (bf16 also runs on the CPU, halving "
                         "memory; fp16 runs there too but far slower); latents and the sampler stay fp32")
     p.add_argument("--vae-tiling", action="store_true",
@@ -248,14 +260,36 @@ def _add_memory_arguments(p: argparse.ArgumentParser) -> None:
                    help="run an fp16 VAE in fp16 (less memory; a frame that overflows is decoded again in fp32)")
 
 
+def options_from_args(args: argparse.Namespace) -> AnimateOptions:
+    """The ``AnimateOptions`` the flags of ``animate`` and ``animate-batch`` give."""
+    from .animate import AnimateOptions
+    from .checkpoints.assemble import ModelSources
+    from .pipeline import AnimateSettings
+
+    settings = AnimateSettings(
+        num_frames=args.frames, width=args.width, height=args.height, steps=args.steps, cfg=args.cfg,
+        prompt_guidance=args.prompt_guidance, music_strength=args.music_strength, beat_strength=args.beat_strength,
+        seed=args.seed, scheduler=args.scheduler, context_length=args.context_length,
+        context_overlap=args.context_overlap, decode_chunk=args.decode_chunk, vae_tiling=args.vae_tiling,
+        upcast_vae=args.upcast_vae, offload=args.offload)
+    sources = ModelSources(bundle=args.bundle, base=args.base, motion=args.motion,
+                           animate_anyone=args.animate_anyone, tokenizer=args.tokenizer)
+    return AnimateOptions(prompt=args.prompt, negative_prompt=args.negative_prompt, start=args.start,
+                          seconds=args.seconds, fps=args.fps, sources=sources, music_encoder=args.music_encoder,
+                          audio_encoders=tuple(args.audio_encoders), device=args.device, precision=args.precision,
+                          settings=settings)
+
+
 def run_animate(args: argparse.Namespace) -> int:
     from .animate import animate_files
 
-    animate_files(args)
+    animate_files(args.image, args.music, args.out, options_from_args(args))
     return 0
 
 
 def _add_animate_batch_parser(sub: argparse._SubParsersAction) -> None:
+    from .animate import AnimateOptions
+
     p = sub.add_parser(
         "animate-batch", help="animate every row of a CSV (image, music, prompt, output, settings); "
                               "resumable, shards over 'accelerate launch' processes",
@@ -271,7 +305,7 @@ def _add_animate_batch_parser(sub: argparse._SubParsersAction) -> None:
     _add_prompt_arguments(p)
     add_source_arguments(p, bundle_help="MuseDance bundle (.safetensors); default: the bundled demo model")
     _add_setting_arguments(p)
-    p.add_argument("--device", default="auto",
+    p.add_argument("--device", default=AnimateOptions().device,
                    help="auto, cpu, cuda, cuda:1, mps; auto = the process's device from accelerate: cuda:LOCAL_RANK "
                         "under 'accelerate launch', else cuda, mps or cpu (default auto)")
     _add_memory_arguments(p)
@@ -283,7 +317,7 @@ def _add_animate_batch_parser(sub: argparse._SubParsersAction) -> None:
 def run_animate_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
-    return run_batch(args)
+    return run_batch(args.jobs, options_from_args(args), report_dir=args.report_dir)
 
 
 def add_source_arguments(p: argparse.ArgumentParser, bundle_help: str = "MuseDance bundle (.safetensors)") -> None:
@@ -322,9 +356,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m musedance_core",
-                                     description="MuseDance: music-driven image animation.")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The parser; ``prog`` is how the usage lines name the command (``musedance`` or ``MODULE_PROG``)."""
+    parser = argparse.ArgumentParser(prog=prog, description="MuseDance: music-driven image animation.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_beats_parser(sub)
     _add_animate_parser(sub)
@@ -362,13 +396,13 @@ def install_signal_handlers() -> None:
             signal.signal(sig, _on_signal)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name with undecodable bytes must not crash a print
         try:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture, say)
             pass
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     if argv is None:  # run as a program (not called from Python code): signals stop it cleanly
         install_signal_handlers()
     stopped = ("; the unfinished output was deleted and an earlier file of the same name is unchanged. "

@@ -175,7 +175,7 @@ def test_a_wrong_csv_stops_before_anything_runs(tmp_path, capsys, rows, message)
 
 def test_cells_are_converted_and_blank_ones_take_the_command_line_values(tmp_path):
     from musedance_core.batch import read_jobs
-    from musedance_core.cli import build_parser
+    from musedance_core.cli import build_parser, options_from_args
 
     jobs = _write_csv(tmp_path / "jobs.csv", [
         ["Image", "music", "prompt", "output", "steps", "cfg", "seconds", "scheduler", "negative-prompt"],
@@ -186,7 +186,7 @@ def test_cells_are_converted_and_blank_ones_take_the_command_line_values(tmp_pat
     ])
     args = build_parser().parse_args(["animate-batch", str(jobs), "--steps", "7", "--cfg", "2", "--prompt", "bops",
                                       "--negative-prompt", "static", "--decode-chunk", "2"])
-    first, second, third = read_jobs(jobs, args)
+    first, second, third = read_jobs(jobs, options_from_args(args))
     assert first.error is None and first.row == 1
     assert (first.image, first.music, first.output) == (tmp_path / "a.png", Path("/songs/x.mp3"), tmp_path / "o/1.mp4")
     assert (first.settings.steps, first.settings.cfg, first.settings.scheduler) == (12, 2.0, "euler")

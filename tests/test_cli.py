@@ -165,3 +165,16 @@ def test_beat_offset_moves_the_written_beats(groove_file, tmp_path):
     assert np.allclose(b, moved[moved >= 0])  # a beat moved before the start is dropped
     run = _cli("beats", str(groove_file), "--beat-offset-ms", "2000")
     assert run.returncode == 2 and "beat_offset_ms must be between -1000 and 1000" in run.stderr
+
+
+def test_help_names_the_command_the_way_it_was_run():
+    """The installed console script calls itself ``musedance``; run as a module it is
+    ``python -m musedance_core`` (the README gives both)."""
+    module = _cli("animate", "--help")
+    assert module.returncode == 0, module.stderr
+    assert module.stdout.startswith("usage: python -m musedance_core animate ")
+    script = Path(sys.executable).with_name("musedance")
+    assert script.is_file(), f"{script} is missing: 'pip install -e .' (bash scripts/setup.sh) installs it"
+    run = subprocess.run([str(script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage: musedance ") and "animate-batch" in run.stdout

@@ -406,7 +406,7 @@ def test_cli_flags_reach_the_pipeline(tmp_path, capsys):
     from PIL import Image
 
     from musedance_core.animate import animate_files
-    from musedance_core.cli import build_parser
+    from musedance_core.cli import build_parser, options_from_args
     from musedance_core.video import probe_video
 
     track = render_groove(Groove(bpm=120.0, seconds=1.5), seed=1)
@@ -419,6 +419,6 @@ def test_cli_flags_reach_the_pipeline(tmp_path, capsys):
     assert (args.offload, args.decode_chunk, args.vae_tiling, args.upcast_vae) == ("stages", 3, True, False)
     defaults = build_parser().parse_args(["animate", "--image", "a", "--music", "b"])
     assert (defaults.offload, defaults.decode_chunk, defaults.vae_tiling, defaults.upcast_vae) == ("none", 8, False, True)
-    out = animate_files(args)
+    out = animate_files(args.image, args.music, args.out, options_from_args(args))
     assert "(bfloat16, offload: stages)" in capsys.readouterr().err
     assert probe_video(out).num_frames == 12
