@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,21 +95,6 @@ def check_request(*, fps: float | None = None, seed: int | None = None, prompt: 
                              "retype it, or set the terminal to UTF-8.") from None
 
 
-def warn_long_prompts(model: MuseDanceModel, prompts: Iterable[str], log: Callable[[str], None]) -> None:
-    """Say so when a prompt is longer than the text encoder's 77 tokens and will be cut."""
-    from .models.text import MAX_TOKENS
-
-    tokenizer = getattr(model, "tokenizer", None)
-    prompts = [p for p in prompts if p]
-    if tokenizer is None or not prompts:
-        return
-    _, cut = tokenizer(prompts)
-    for prompt, was_cut in zip(prompts, cut):
-        if was_cut:
-            log(f"warning: prompt is longer than {MAX_TOKENS} tokens and was cut: '{prompt[:60]}...'. "
-                "Shorten it to keep its end.")
-
-
 def music_encoder_for(model: MuseDanceModel, device: torch.device, choice: str | Path | None = None,
                       dirs: Iterable[str | Path] = ()) -> MusicEncoder:
     """The encoder the model was trained with unless ``choice`` names one; a learned one runs on
@@ -139,7 +123,8 @@ def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music:
             with) and the folders to find it in; or ``encoder``, one already built (a batch
             builds it once). A built-here learned encoder is dropped before sampling.
         model_label: when given, named with the device and precision in the ``music:`` line.
-        log: where warnings and the ``music:`` line go (default stderr).
+        log: where the ``music:`` line goes (default stderr). Notes (frames cut to the music, a
+            prompt cut, ...) go to the ``musedance`` logger as they happen (see notes.py).
         progress: a sampling progress bar on stderr: None = on a terminal only, False = never.
 
     Returns:
@@ -164,49 +149,41 @@ def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music:
     mono = resample(to_mono(soundtrack), ANALYSIS_SAMPLE_RATE).samples[0]
     if encoder is None:
         encoder = music_encoder_for(model, device, music_encoder, audio_encoders)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        analysis = analyze(mono, ANALYSIS_SAMPLE_RATE)
-        beats = track_beats(mono, ANALYSIS_SAMPLE_RATE, fps, analysis=analysis)
-        if isinstance(encoder, SpectralEncoder):
-            features = encoder.encode(mono, ANALYSIS_SAMPLE_RATE, fps, start=soundtrack.start, analysis=analysis)
-        else:  # learned encoders resample from the file's own rate
-            features = encoder.encode(to_mono(soundtrack).samples[0], soundtrack.sample_rate, fps,
-                                      start=soundtrack.start)
+    analysis = analyze(mono, ANALYSIS_SAMPLE_RATE)
+    beats = track_beats(mono, ANALYSIS_SAMPLE_RATE, fps, analysis=analysis)
+    if isinstance(encoder, SpectralEncoder):
+        features = encoder.encode(mono, ANALYSIS_SAMPLE_RATE, fps, start=soundtrack.start, analysis=analysis)
+    else:  # learned encoders resample from the file's own rate
+        features = encoder.encode(to_mono(soundtrack).samples[0], soundtrack.sample_rate, fps,
+                                  start=soundtrack.start)
     del encoder  # one built here is not needed for sampling (a caller's stays with the caller)
-    for w in caught:
-        log(f"warning: {w.message}")
     line = f"music: {soundtrack.duration:.2f} s, {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats"
     if model_label is not None:
         line += (f"; model: {model_label} on {device} ({str(model.dtype).removeprefix('torch.')}"
                  f"{', offload: stages' if settings.offload == 'stages' else ''})")
     log(line)
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        used, _ = check_inputs(model, features, beats, settings)
-    for w in caught:
-        log(f"warning: {w.message}")
+    used, _ = check_inputs(model, features, beats, settings)  # the writer's size; the pipeline says its notes
 
     from tqdm import tqdm
 
-    bar = tqdm(total=None, unit="window", desc="sampling", file=sys.stderr, leave=False,
-               disable=None if progress is None else not progress)  # None: a live bar on a terminal only
+    bar = None
 
     def on_progress(p) -> None:
-        bar.total = p.total
+        nonlocal bar
+        if bar is None:  # made at the first window, after the notes the pipeline says as it starts
+            bar = tqdm(total=p.total, unit="window", desc="sampling", file=sys.stderr, leave=False,
+                       disable=None if progress is None else not progress)  # None: a live bar on a terminal only
         bar.update(1)
 
-    warn_long_prompts(model, (prompt, negative_prompt), log)  # the pipeline's own warning is silenced below
     pipe = MuseDancePipeline(model, device=device)
     try:
         with VideoWriter(Path(out), fps, used.width, used.height, audio=soundtrack) as writer:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # already reported above
-                result = pipe(image, features, beats, prompt, negative_prompt, settings,
-                              callback=on_progress, frame_sink=writer.write)
+            result = pipe(image, features, beats, prompt, negative_prompt, settings,
+                          callback=on_progress, frame_sink=writer.write)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     return result
 
 

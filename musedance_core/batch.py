@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import InputError, MuseDanceError
+from .notes import collect_notes
 
 if TYPE_CHECKING:
     from .animate import AnimateOptions
@@ -358,19 +359,21 @@ def run_batch(jobs_csv: str | Path, options: AnimateOptions, report_dir: str | P
             try:
                 if job.error is not None:
                     raise InputError(job.error)
-                image = read_image(job.image)  # a missing file fails before the model loads
-                if not job.music.is_file():
-                    raise InputError(f"music file not found: '{job.music}'.")
-                loaded = model.get()
-                music_encoder = None if offload == "stages" else encoder.get()
-                started = time.perf_counter()  # the row's time leaves out loading the model
-                _remove_stale_partials(job.output)
-                result = animate_file(
-                    loaded, device, image, job.music, job.output, job.settings, start=job.start,
-                    seconds=job.seconds, fps=job.fps, prompt=job.prompt, negative_prompt=job.negative_prompt,
-                    music_encoder=options.music_encoder, audio_encoders=options.audio_encoders, encoder=music_encoder,
-                    log=lambda m, n=job.row: print(f"{tag} row {n}: {m}", file=sys.stderr),
-                    progress=None if world == 1 else False)
+                with collect_notes(label=f"{tag} row {job.row}"):  # a row's notes name the row
+                    image = read_image(job.image)  # a missing file fails before the model loads
+                    if not job.music.is_file():
+                        raise InputError(f"music file not found: '{job.music}'.")
+                    loaded = model.get()
+                    music_encoder = None if offload == "stages" else encoder.get()
+                    started = time.perf_counter()  # the row's time leaves out loading the model
+                    _remove_stale_partials(job.output)
+                    result = animate_file(
+                        loaded, device, image, job.music, job.output, job.settings, start=job.start,
+                        seconds=job.seconds, fps=job.fps, prompt=job.prompt, negative_prompt=job.negative_prompt,
+                        music_encoder=options.music_encoder, audio_encoders=options.audio_encoders,
+                        encoder=music_encoder,
+                        log=lambda m, n=job.row: print(f"{tag} row {n}: {m}", file=sys.stderr),
+                        progress=None if world == 1 else False)
             except Exception as exc:  # noqa: BLE001 - a bad row is reported and the batch goes on
                 status, reason = "failed", _one_line(exc)
                 if id(exc) not in explained:  # a model that did not load fails every row with the same error

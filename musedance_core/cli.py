@@ -11,7 +11,9 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -121,8 +123,6 @@ def _add_beats_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_beats(args: argparse.Namespace) -> int:
-    import warnings
-
     import numpy as np
 
     from .audio.analysis import ANALYSIS_SAMPLE_RATE, analyze
@@ -142,20 +142,15 @@ def run_beats(args: argparse.Namespace) -> int:
     audio = load_audio(args.music, sample_rate=ANALYSIS_SAMPLE_RATE, mono=True, start=args.start,
                        duration=args.duration)
     mono = audio.samples[0]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        analysis = analyze(mono, audio.sample_rate)
-        beats = track_beats(mono, audio.sample_rate, args.fps, min_bpm=args.min_bpm, max_bpm=args.max_bpm,
-                            beats_per_bar=args.beats_per_bar, beat_offset_ms=args.beat_offset_ms,
-                            analysis=analysis)
+    analysis = analyze(mono, audio.sample_rate)
+    beats = track_beats(mono, audio.sample_rate, args.fps, min_bpm=args.min_bpm, max_bpm=args.max_bpm,
+                        beats_per_bar=args.beats_per_bar, beat_offset_ms=args.beat_offset_ms, analysis=analysis)
     elapsed = time.perf_counter() - t0
     print(f"{Path(args.music).name}: {audio.duration:.2f} s analysed from {audio.start:.2f} s "
           f"(source {audio.source_sample_rate} Hz)")
     if len(beats.beat_times):
         print(f"tempo {beats.tempo:.1f} BPM, {len(beats.beat_times)} beats, {len(beats.downbeat_times)} downbeats "
               f"({beats.beats_per_bar} beats per bar), confidence {beats.pulse_clarity:.2f}")
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
     print(f"{beats.num_frames} frames at {beats.fps:g} fps; took {elapsed:.2f} s "
           f"({audio.duration / max(elapsed, 1e-9):.0f}x real time)")
     if args.json:
@@ -396,6 +391,44 @@ def install_signal_handlers() -> None:
             signal.signal(sig, _on_signal)
 
 
+class NoteFormatter(logging.Formatter):
+    """A note as ``warning: message``, after its collector's label when it has one
+    (``[rank 0/2] row 3: warning: ...``); other records as their message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from .notes import LABEL_ATTR, NOTE_ATTR
+
+        message = getattr(record, NOTE_ATTR, None)
+        if message is None:
+            return record.getMessage()
+        label = getattr(record, LABEL_ATTR, None)
+        return f"{label}: warning: {message}" if label else f"warning: {message}"
+
+
+@contextlib.contextmanager
+def console_logging():
+    """For the command's run: notes (the ``musedance`` logger) print once each on stderr, as
+    ``warning: ...``, and diffusers speaks only of errors. Only the CLI does this, in its own
+    process; the library never touches another library's logger. Both are put back afterwards."""
+    from .notes import LOGGER_NAME
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(NoteFormatter())
+    ours, diffusers = logging.getLogger(LOGGER_NAME), logging.getLogger("diffusers")
+    saved = ours.level, ours.propagate, diffusers.level
+    ours.addHandler(handler)
+    ours.setLevel(logging.WARNING)
+    ours.propagate = False  # printed here only, not again by a root handler or logging's last resort
+    diffusers.setLevel(logging.ERROR)  # its errors only: the command's output stays its own
+    try:
+        yield
+    finally:
+        ours.removeHandler(handler)
+        ours.setLevel(saved[0])
+        ours.propagate = saved[1]
+        diffusers.setLevel(saved[2])
+
+
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name with undecodable bytes must not crash a print
         try:
@@ -408,7 +441,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     stopped = ("; the unfinished output was deleted and an earlier file of the same name is unchanged. "
                "Run the command again to make it.")
     try:
-        return args.run(args)
+        with console_logging():
+            return args.run(args)
     except MuseDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

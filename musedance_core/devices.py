@@ -15,13 +15,13 @@ and runs an fp16 VAE in fp32 (see ``pipeline.AnimateSettings.upcast_vae``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from .errors import InputError
+from .notes import note
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -62,8 +62,8 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
             raise InputError(f"{precision} does not run on the CPU with this torch {torch.__version__} "
                              f"({missing}); use fp32, or bf16, or a newer torch.")
         if dtype == torch.float16:
-            warnings.warn("fp16 on the CPU runs but is many times slower than fp32 or bf16 (most CPUs have no "
-                          "fp16 arithmetic); use it to check fp16 behaviour, bf16 to save memory.", stacklevel=2)
+            note("fp16 on the CPU runs but is many times slower than fp32 or bf16 (most CPUs have no "
+                 "fp16 arithmetic); use it to check fp16 behaviour, bf16 to save memory.")
     return dtype
 
 

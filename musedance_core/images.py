@@ -18,24 +18,28 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .notes import note
 
 SIZE_MULTIPLE = 8
 MIN_SIZE, MAX_SIZE = 64, 2048
 MIN_IMAGE_SIDE = 16
 
 
-def check_size(width: int, height: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
-    """Validate an output size; round each side down to ``multiple`` (warns when it changes)."""
-    out = []
+def check_size(width: int, height: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int, list[str]]:
+    """Validate an output size; round each side down to ``multiple``.
+
+    Returns (width, height, notes): the size to use and a note for each side that changed
+    (the caller says them, see notes.py)."""
+    out, notes = [], []
     for name, value in (("width", width), ("height", height)):
         value = int(value)
         if not (MIN_SIZE <= value <= MAX_SIZE):
             raise InputError(f"{name} must be between {MIN_SIZE} and {MAX_SIZE} pixels; got {value}.")
         rounded = value - value % multiple
         if rounded != value:
-            warnings.warn(f"{name} {value} is not a multiple of {multiple}; using {rounded}.", stacklevel=3)
+            notes.append(f"{name} {value} is not a multiple of {multiple}; using {rounded}.")
         out.append(rounded)
-    return out[0], out[1]
+    return out[0], out[1], notes
 
 
 def to_rgb_array(image) -> np.ndarray:
@@ -53,7 +57,7 @@ def to_rgb_array(image) -> np.ndarray:
         array = np.asarray(image)
         if array.ndim == 4:
             if array.shape[0] != 1:
-                warnings.warn(f"reference image batch of {array.shape[0]}; using the first.", stacklevel=2)
+                note(f"reference image batch of {array.shape[0]}; using the first.")
             array = array[0]
         array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
     if array.ndim == 2:
@@ -144,7 +148,7 @@ def read_image(path):
                              "guess their colour. Fill them in an image editor, or save it as an 8- or 16-bit png.")
         lo, hi = float(array.min()), float(array.max())
         if lo < 0.0 or hi > 1.0:
-            warnings.warn(f"'{path.name}' is a float image spanning {lo:.3g}..{hi:.3g}; values outside 0..1 are "
-                          "clipped, as in ComfyUI.", stacklevel=2)
+            note(f"'{path.name}' is a float image spanning {lo:.3g}..{hi:.3g}; values outside 0..1 are "
+                 "clipped, as in ComfyUI.")
         return np.clip(array, 0.0, 1.0)
     return image

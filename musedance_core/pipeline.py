@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -44,6 +43,7 @@ from .devices import OFFLOAD_MODES, StageOffload, ensure_sdpa
 from .errors import InputError
 from .images import check_size, fit_image
 from .models.musedance import FrameConditions, MuseDanceModel, ReferenceBank, transformer_blocks
+from .notes import collect_notes, note
 from .preview import denoised_estimate
 from .schedulers import SCHEDULERS, context_windows, make_scheduler
 from .types import BeatTrack, MusicFeatures, select_beat_features
@@ -90,7 +90,7 @@ class AnimationResult:
     num_frames: int
     width: int
     height: int
-    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the run told the user (see notes.py)
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,8 @@ def check_memory(frames: int, width: int, height: int, latent_channels: int, sca
 
 def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, s: AnimateSettings, *,
                  holds_frames: bool = False) -> tuple[AnimateSettings, list[str]]:
-    """Validate and normalise settings; returns the settings actually used and notes.
+    """Validate and normalise settings; returns the settings actually used and the notes that
+    say what changed (returned, not said: the pipeline says them when it runs, see notes.py).
 
     ``holds_frames``: the run returns all frames at once (ComfyUI's IMAGE batch; the pipeline
     without a frame_sink), so they must fit in memory with the latents, and frames=0 is held to
@@ -214,12 +215,10 @@ def check_inputs(model: MuseDanceModel, music: MusicFeatures, beats: BeatTrack, 
         raise InputError(f"seed must be a whole number 0..{MAX_SEED}; got {s.seed!r}.")
     if s.scheduler not in SCHEDULERS:
         raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}; got '{s.scheduler}'.")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trained_width, trained_height = model.config.frame_size
-        width, height = check_size(int(s.width) or trained_width, int(s.height) or trained_height,
-                                   max(8, model.vae_scale_factor))
-    notes.extend(str(w.message) for w in caught)
+    trained_width, trained_height = model.config.frame_size
+    width, height, size_notes = check_size(int(s.width) or trained_width, int(s.height) or trained_height,
+                                           max(8, model.vae_scale_factor))
+    notes.extend(size_notes)
     length = int(s.context_length)
     if length > model.config.max_context_frames:
         notes.append(f"context_length {length} exceeds the motion modules' {model.config.max_context_frames} "
@@ -280,25 +279,31 @@ class MuseDancePipeline:
                 ``offload="stages"`` only the denoising UNet and the branches are on the device then.
             frame_sink: when given, decoded frames [n, H, W, 3] (float32 0..1, CPU) are passed to it
                 chunk by chunk instead of being collected (memory stays bounded for long videos).
+
+        Returns:
+            The frames (None with a frame_sink) and the notes the run made (see notes.py): the
+            settings it changed, a prompt it cut, a decode it redid.
         """
         model = self.model
-        s, notes = check_inputs(model, music, beats, settings or AnimateSettings(),
-                                holds_frames=frame_sink is None)
-        for note in notes:
-            warnings.warn(note, stacklevel=2)
-        device = self.device
-        offload = StageOffload(model, device, self.offload_device, enabled=s.offload == "stages")
-        if s.offload == "none" and model.device != device:
-            model.to(device)
-        try:
-            with interrupt_hooks(model, interrupt):
-                return self._sample(image, music, beats, prompt, negative_prompt, s, notes, offload, callback,
-                                    frame_sink)
-        finally:
-            offload.release()
+        with collect_notes() as notes:
+            s, checked = check_inputs(model, music, beats, settings or AnimateSettings(),
+                                      holds_frames=frame_sink is None)
+            for message in checked:
+                note(message)
+            device = self.device
+            offload = StageOffload(model, device, self.offload_device, enabled=s.offload == "stages")
+            if s.offload == "none" and model.device != device:
+                model.to(device)
+            try:
+                with interrupt_hooks(model, interrupt):
+                    frames = self._sample(image, music, beats, prompt, negative_prompt, s, offload, callback,
+                                          frame_sink)
+            finally:
+                offload.release()
+        return AnimationResult(frames, music.fps, s.num_frames, s.width, s.height, notes)
 
     def _sample(self, image, music: MusicFeatures, beats: BeatTrack, prompt: str, negative_prompt: str,
-                s: AnimateSettings, notes: list[str], offload: StageOffload, callback, frame_sink) -> AnimationResult:
+                s: AnimateSettings, offload: StageOffload, callback, frame_sink) -> torch.Tensor | None:
         model, device, dtype = self.model, self.device, self.model.dtype
         generator = torch.Generator("cpu").manual_seed(s.seed)
         guided = s.cfg > 1.0
@@ -348,13 +353,7 @@ class MuseDancePipeline:
             latents = update.prev_sample
 
         offload.stage(self.decode_parts())
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            frames = self.decode(latents, s.decode_chunk, frame_sink, tiling=s.vae_tiling, upcast=s.upcast_vae)
-        for w in caught:
-            notes.append(str(w.message))
-            warnings.warn(w.message, stacklevel=3)
-        return AnimationResult(frames, music.fps, s.num_frames, s.width, s.height, notes)
+        return self.decode(latents, s.decode_chunk, frame_sink, tiling=s.vae_tiling, upcast=s.upcast_vae)
 
     # -- stages (dotted module paths inside the model, for offload="stages") -------------------
     def encode_parts(self) -> list[str]:
@@ -396,8 +395,8 @@ class MuseDancePipeline:
 
         ``tiling``: frames larger than the VAE's tile are decoded in overlapping tiles.
         ``upcast``: an fp16 VAE decodes in fp32. Without it, a chunk whose fp16 decode overflows
-        (NaN/inf) is decoded again in fp32, with a warning. A chunk that runs out of accelerator
-        memory is decoded again one frame at a time in tiles, with a warning.
+        (NaN/inf) is decoded again in fp32, with a note. A chunk that runs out of accelerator
+        memory is decoded again one frame at a time in tiles, with a note (each said once per call).
         """
         vae = self.model.vae
         flat = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
@@ -481,9 +480,10 @@ def _vae_dtype(vae, upcast: bool) -> torch.dtype | None:
 
 
 def _say(said: set[str], message: str) -> None:
+    """``note(message)`` unless ``said`` holds it already (one decode says each fallback once)."""
     if message not in said:
         said.add(message)
-        warnings.warn(message, stacklevel=4)
+        note(message)
 
 
 def _empty_cache(device: torch.device) -> None:

@@ -71,7 +71,7 @@ class BeatTrack:
         local_tempo: [T] float32 tempo in BPM at each frame (0.0 where there is no beat).
         pulse_clarity: 0..1, how sure the tracker is of the beat (mean beat probability at the beats; below
             beats.NO_BEAT_CONFIDENCE counts as no beat).
-        warnings: human-readable notes, e.g. "no beat found: the track is silent".
+        notes: what the user is told, e.g. "no beat found: the track is silent" (see notes.py).
     """
 
     beat_times: np.ndarray
@@ -83,7 +83,7 @@ class BeatTrack:
     duration: float
     local_tempo: np.ndarray
     pulse_clarity: float = 0.0
-    warnings: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def num_frames(self) -> int:
@@ -110,7 +110,7 @@ class BeatTrack:
             "beat_times": [round(float(t), 3) for t in self.beat_times],
             "downbeat_times": [round(float(t), 3) for t in self.downbeat_times],
             "feature_names": list(BEAT_FEATURE_NAMES),
-            "warnings": list(self.warnings),
+            "notes": list(self.notes),
         }
 
 

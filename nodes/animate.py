@@ -128,7 +128,7 @@ class MuseDanceAnimateImage(io.ComfyNode):
             check_text(text, label)
         soundtrack = from_comfy_audio(audio, name="audio")  # checked before the long part starts
         with host.collect_notes("MuseDance Animate Image") as notes:
-            # fails fast (sizes, frames, memory), before the model moves; its notes come again below
+            # fails fast (sizes, frames, memory), before the model moves; the pipeline says its notes
             used, _ = check_inputs(model.model, music, beats, settings, holds_frames=True)
             if used.offload == "stages":  # the pipeline moves one stage at a time; ComfyUI keeps the rest off
                 host.offload(model)

@@ -9,7 +9,6 @@ import contextlib
 import logging
 import os
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,23 +80,21 @@ def offer_demo_inputs() -> list[str]:
 
 @contextlib.contextmanager
 def collect_notes(node: str):
-    """Collect the notes the core gives as Python warnings while a node runs (frames cut to the
-    music, prompt cut, context length lowered, ...): each is logged, and the yielded list holds them
-    for the node's UI text once the block ends. "always", because the default filter shows a
-    warning once per process, and a server would then never show the second run's notes."""
-    notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield notes
-    for caught_warning in caught:
-        message = str(caught_warning.message)
-        if message not in notes:
-            notes.append(message)
-            logging.getLogger("musedance").warning("%s: %s", node, message)
+    """The notes the core makes while a node runs (frames cut to the music, prompt cut, context
+    length lowered, ...; see musedance_core/notes.py), every run: the core logs each as
+    "<node>: <note>", and the yielded list holds them, each once, for the node's UI text when the
+    block ends."""
+    from ..musedance_core.notes import collect_notes as core_collect_notes
+
+    unique: list[str] = []
+    with core_collect_notes(label=node) as notes:
+        yield unique
+    unique.extend(dict.fromkeys(notes))
 
 
 def notes_ui(notes: list[str]):
-    """The node's UI text: the notes, or an empty text that clears an earlier run's (web/notes.js shows it)."""
+    """The node's UI text: the notes, or an empty text that clears an earlier run's (web/musedance_notes.js
+    shows it)."""
     from comfy_api.latest import ui
 
     return ui.PreviewText("\n".join(notes))

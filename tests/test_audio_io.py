@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tracemalloc
-import warnings
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from musedance_core.audio.io import (
     trim,
 )
 from musedance_core.errors import AudioError
+from musedance_core.notes import collect_notes
 
 RATE = 44100
 
@@ -114,9 +114,7 @@ def test_truncated_file_keeps_what_decodes(tmp_path):
     path = save_audio(tmp_path / "whole.mp3", _tone(3.0))
     cut = tmp_path / "cut.mp3"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        audio = load_audio(cut)
+    audio = load_audio(cut)
     assert 1.0 < audio.duration < 2.0
 
 
@@ -188,8 +186,9 @@ def test_comfy_audio_nan_and_inf_become_silence():
     wave[0, 0, 10] = float("nan")
     wave[0, 0, 20] = float("inf")
     wave[0, 0, 30] = 0.5
-    with pytest.warns(UserWarning, match="2 NaN/inf samples"):
+    with collect_notes() as notes:
         audio = from_comfy_audio({"waveform": wave, "sample_rate": 16000})
+    assert notes == ["AUDIO: 2 NaN/inf samples replaced by silence."]
     assert np.isfinite(audio.samples).all()
     assert audio.samples[0, 30] == 0.5
 
@@ -210,8 +209,9 @@ def test_comfy_audio_rejects_malformed(bad, message):
 
 def test_comfy_audio_batch_uses_first_item():
     wave = torch.stack([torch.full((1, 100), 0.1), torch.full((1, 100), 0.9)])
-    with pytest.warns(UserWarning, match="batch of 2"):
+    with collect_notes() as notes:
         audio = from_comfy_audio({"waveform": wave, "sample_rate": 16000})
+    assert notes == ["AUDIO holds a batch of 2 clips; MuseDance uses the first."]
     assert audio.samples[0, 0] == pytest.approx(0.1)
 
 

@@ -16,6 +16,7 @@ import torch
 from musedance_core import cli
 from musedance_core.models.config import SD15_MOTION, sd15_config
 from musedance_core.models.text import BUILTIN_TOKENIZER, MAX_TOKENS, ClipTokenizer, tokenize
+from musedance_core.notes import collect_notes
 from tests.checkpoint_files import SD15_CHANNELS, SD15_LAYERS, Randoms, Scalars, animatediff_file, save
 from tests.test_sd15_loading import Modules, build_modules, ldm_checkpoint, ldm_names, small_sd15
 
@@ -54,11 +55,13 @@ def test_shipped_tokenizer_encodes_the_reference_sentence():
     assert (ids[:, 7:] == 49407).all()  # padded with <|endoftext|>, as SD 1.5 pipelines do
 
 
-def test_long_prompt_is_cut_with_one_warning(caplog):
+def test_long_prompt_is_cut_with_one_note(caplog):
     tokenizer = ClipTokenizer(BUILTIN_TOKENIZER)
-    with pytest.warns(UserWarning, match="longer than 77 tokens and was cut"):
+    with collect_notes() as notes:
         ids = tokenize(tokenizer, ["spin " * 100])
+    assert len(notes) == 1 and "longer than 77 tokens and was cut" in notes[0]
     assert ids.shape == (1, MAX_TOKENS) and ids[0, 0] == 49406 and ids[0, -1] == 49407
+    assert caplog.text.count("longer than 77 tokens") == 1  # logged once
     assert "Token indices sequence length" not in caplog.text  # no second message from transformers
 
 

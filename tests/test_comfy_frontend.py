@@ -195,6 +195,10 @@ def test_the_node_shows_its_notes_in_the_frontend_and_clears_them_after_a_clean_
     assert ui.wait_done(prompt_id) == "execution_success"
     note = ui.widget_value("MuseDanceAnimateImage", "musedance_notes")
     assert note and "frames=500 is longer than the music (12 frames at 12 fps)" in note, note
+    prompt_id = ui.queue()  # the same prompt again: ComfyUI serves the node from its cache...
+    host.wait(prompt_id, timeout=RUN_TIMEOUT)
+    assert ui.wait_done(prompt_id) == "execution_success"
+    assert ui.widget_value("MuseDanceAnimateImage", "musedance_notes") == note  # ...and its notes stay shown
     ui.set_widget("MuseDanceAnimateImage", "frames", 0)
     prompt_id = ui.queue()
     host.wait(prompt_id, timeout=RUN_TIMEOUT)

@@ -10,6 +10,7 @@ import torch
 from musedance_core.models.config import CONFIG_VERSION, MuseDanceConfig, sd15_config, tiny_config
 from musedance_core.models.musedance import MuseDanceModel, motion_modules, transformer_blocks
 from musedance_core.models.text import MAX_TOKENS, ByteTokenizer
+from musedance_core.notes import collect_notes
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +176,10 @@ def test_byte_tokenizer_and_long_prompt():
     assert ids[1, -1] == tok.eos_token_id
 
 
-def test_long_prompt_warns(model):
-    with pytest.warns(UserWarning, match="longer than 77 tokens"):
+def test_long_prompt_gets_a_note(model):
+    with collect_notes() as notes:
         emb = model.encode_prompt(["spins and jumps " * 20])
+    assert len(notes) == 1 and "longer than 77 tokens" in notes[0]
     assert emb.shape == (1, 77, model.config.cross_attention_dim)
 
 

@@ -12,6 +12,7 @@ from musedance_core.errors import InputError
 from musedance_core.images import fit_image
 from musedance_core.models.config import tiny_config
 from musedance_core.models.musedance import MuseDanceModel
+from musedance_core.notes import collect_notes
 from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
 from musedance_core.schedulers import context_windows, make_scheduler
 from tests.pipeline_inputs import groove_conditions
@@ -56,9 +57,11 @@ def test_zero_frames_means_as_long_as_the_music(model, song, image):
 
 
 def test_too_many_frames_are_clamped_to_the_music(model, song, image):
-    with pytest.warns(UserWarning, match="longer than the music"):
+    with collect_notes() as notes:
         result = _run(model, song, image, num_frames=500, steps=1)
     assert result.num_frames == 36
+    said = "frames=500 is longer than the music (36 frames at 12 fps); making 36 frames."
+    assert result.notes == notes == [said]  # returned with the result, and said once
 
 
 def test_deterministic_for_a_seed(model, song, image):
@@ -243,7 +246,7 @@ def test_tiny_and_huge_images():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(width=100), None),  # rounded down to 96 with a warning
+    (dict(width=100), None),  # rounded down to 96 with a note
     (dict(width=32), "width must be between 64 and 2048"),
     (dict(steps=0), "steps must be 1..200"),
     (dict(cfg=-1.0), "cfg must be between"),
@@ -255,9 +258,8 @@ def test_tiny_and_huge_images():
 ])
 def test_settings_are_checked(model, song, image, kwargs, message):
     if message is None:
-        with pytest.warns(UserWarning, match="not a multiple of 8; using 96"):
-            result = _run(model, song, image, num_frames=2, steps=1, **kwargs)
-        assert result.width == 96
+        result = _run(model, song, image, num_frames=2, steps=1, **kwargs)
+        assert result.width == 96 and result.notes == ["width 100 is not a multiple of 8; using 96."]
     else:
         with pytest.raises(InputError, match=message):
             _run(model, song, image, **(dict(num_frames=2) | kwargs))

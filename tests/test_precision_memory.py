@@ -4,7 +4,6 @@ tiling, chunked decode and its fallbacks, and offloading between stages."""
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from musedance_core.devices import StageOffload, ensure_sdpa, missing_kernel, pi
 from musedance_core.errors import InputError
 from musedance_core.models.config import tiny_config
 from musedance_core.models.musedance import MuseDanceModel
+from musedance_core.notes import collect_notes
 from musedance_core.pipeline import AnimateSettings, MuseDancePipeline
 from tests.pipeline_inputs import groove_conditions
 
@@ -93,8 +93,9 @@ def test_fp16_on_cpu_runs_when_this_torch_has_the_kernels(model, song, image, fp
         with pytest.raises(InputError, match="fp16 does not run on the CPU"):
             pick_dtype("fp16", torch.device("cpu"))
         return
-    with pytest.warns(UserWarning, match="fp16 on the CPU runs but is many times slower"):
+    with collect_notes() as notes:
         assert pick_dtype("fp16", torch.device("cpu")) == torch.float16
+    assert len(notes) == 1 and "fp16 on the CPU runs but is many times slower" in notes[0]
     half = _in_dtype(model, torch.float16)
     vae_dtypes = []
     hook = half.vae.decoder.register_forward_pre_hook(lambda m, a: vae_dtypes.append((a[0].dtype, m.conv_in.weight.dtype)))
@@ -137,11 +138,12 @@ def test_fp16_vae_overflow_is_upcast_or_retried_in_fp32(model):
         raw = half.decode_latents(latents[0].permute(1, 0, 2, 3))
     assert not torch.isfinite(raw).all()  # the failure the pipeline must guard against
     pipe = MuseDancePipeline(half)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # upcast (the default): no retry, no warning
+    with collect_notes() as notes:
         upcast = pipe.decode(latents)
-    with pytest.warns(UserWarning, match="fp16 VAE overflowed"):
+    assert notes == []  # upcast (the default): no retry, no note
+    with collect_notes() as notes:
         retried = pipe.decode(latents, upcast=False)
+    assert len(notes) == 1 and "fp16 VAE overflowed" in notes[0]
     for frames in (upcast, retried):
         assert torch.isfinite(frames).all() and float((frames - reference).abs().max()) < 0.01
     assert {p.dtype for p in half.vae.parameters()} == {torch.float16}
@@ -273,8 +275,9 @@ def test_out_of_memory_in_decode_retries_one_frame_at_a_time_in_tiles(model):
         expected = pipe.decode(latents, chunk=1, tiling=True)
         hook = model.vae.decoder.register_forward_pre_hook(fail_on_batches)
         try:
-            with pytest.warns(UserWarning, match="out of memory while decoding 3 frame"):
+            with collect_notes() as notes:
                 frames = pipe.decode(latents, chunk=8)
+            assert len(notes) == 1 and "out of memory while decoding 3 frame" in notes[0]
         finally:
             hook.remove()
     assert torch.equal(frames, expected)

@@ -17,11 +17,11 @@ The hand-tuned DSP tracker it replaced is kept as a baseline in ``benchmarks/dsp
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from ..errors import InputError
+from ..notes import note
 from ..types import BEAT_FEATURE_NAMES, BeatTrack, num_video_frames
 from .analysis import SpectralAnalysis, analyze, pool_to_frames
 
@@ -163,8 +163,8 @@ def audible_beats(beat_frames: np.ndarray, analysis: SpectralAnalysis) -> np.nda
 def _finish(analysis: SpectralAnalysis, fps: float, num_frames: int, beat_times: np.ndarray,
             downbeat_times: np.ndarray, bpm: float, meter: int, confidence: float,
             notes: list[str]) -> BeatTrack:
-    for note in notes:
-        warnings.warn(note, stacklevel=3)
+    for message in notes:
+        note(message)
     features = beat_frame_features(beat_times, downbeat_times, analysis, fps, num_frames)
     if len(beat_times) < 2:
         local = np.zeros(num_frames, np.float32)
@@ -181,7 +181,7 @@ def _finish(analysis: SpectralAnalysis, fps: float, num_frames: int, beat_times:
         duration=float(analysis.duration),
         local_tempo=local,
         pulse_clarity=float(confidence),
-        warnings=tuple(notes),
+        notes=tuple(notes),
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AudioError
+from ..notes import note
 
 # Longest segment decoded in one go: 20 minutes is far more than any dance video needs and keeps
 # a mono 48 kHz float32 decode under ~250 MB. Callers pass start/duration for longer files.
@@ -182,8 +182,8 @@ def _decode(container, stream, name: str, src_rate: int, start: float, duration:
         if not chunks:
             raise AudioError(f"cannot decode '{name}': {exc}. The file is corrupt or truncated; "
                              "re-export it.") from exc
-        warnings.warn(f"'{name}': decoding stopped early ({exc}); using the {kept / src_rate:.2f}s "
-                      "read before the damage.", stacklevel=3)
+        note(f"'{name}': decoding stopped early ({exc}); using the {kept / src_rate:.2f}s "
+             "read before the damage.")
     if not chunks:
         return np.zeros((1, 0), np.float32)
     channels = {c.shape[0] for c in chunks}
@@ -217,7 +217,7 @@ def _frame_to_float(frame) -> np.ndarray:
 def from_comfy_audio(audio: dict[str, Any], *, name: str = "AUDIO", max_seconds: float | None = None) -> Audio:
     """Convert ComfyUI's ``AUDIO`` dict (``waveform`` float [B, C, T], ``sample_rate``).
 
-    Only the first batch item is used (ComfyUI's LoadAudio makes B = 1); a warning says so when
+    Only the first batch item is used (ComfyUI's LoadAudio makes B = 1); a note says so when
     B > 1. ``max_seconds``: refuse longer audio (from its shape, before any copy or analysis),
     telling the user to trim it with ComfyUI's TrimAudioDuration.
     """
@@ -242,7 +242,7 @@ def from_comfy_audio(audio: dict[str, Any], *, name: str = "AUDIO", max_seconds:
     if wave.ndim != 3:
         raise AudioError(f"{name} waveform must have shape [batch, channels, samples]; got {tuple(wave.shape)}.")
     if wave.shape[0] > 1:
-        warnings.warn(f"{name} holds a batch of {wave.shape[0]} clips; MuseDance uses the first.", stacklevel=2)
+        note(f"{name} holds a batch of {wave.shape[0]} clips; MuseDance uses the first.")
     if wave.shape[0] == 0 or wave.shape[1] == 0 or wave.shape[2] == 0:
         raise AudioError(f"{name} contains no audio samples (waveform shape {tuple(wave.shape)}).")
     return Audio(sanitize(wave[0], name), rate, rate, source=name)
@@ -289,13 +289,13 @@ def trim(audio: Audio, start: float = 0.0, duration: float | None = None) -> Aud
 
 
 def sanitize(samples: np.ndarray, name: str = "audio") -> np.ndarray:
-    """Replace NaN/inf by 0 (with a warning) and return C-contiguous float32 [C, N]."""
+    """Replace NaN/inf by 0 (with a note) and return C-contiguous float32 [C, N]."""
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if samples.ndim == 1:
         samples = samples[None]
     bad = ~np.isfinite(samples)
     if bad.any():
-        warnings.warn(f"{name}: {int(bad.sum())} NaN/inf samples replaced by silence.", stacklevel=3)
+        note(f"{name}: {int(bad.sum())} NaN/inf samples replaced by silence.")
         samples = np.where(bad, np.float32(0.0), samples)
     return samples
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import re
 from dataclasses import dataclass
 
@@ -53,10 +52,6 @@ class FrameConditions:
 ReferenceBank = dict[str, tuple[torch.Tensor, torch.Tensor]]
 _SPATIAL_BLOCK = re.compile(r"(^|\.)attentions\.\d+\.transformer_blocks\.\d+$")
 _MOTION_MODULE = re.compile(r"(^|\.)motion_modules\.\d+$")
-
-
-def _quiet_diffusers() -> None:
-    logging.getLogger("diffusers").setLevel(logging.ERROR)
 
 
 def transformer_blocks(unet: nn.Module) -> dict[str, nn.Module]:
@@ -100,7 +95,6 @@ class MuseDanceModel(nn.Module):
         super().__init__()
         from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
-        _quiet_diffusers()
         self.config = config
         self.vae = AutoencoderKL(**config.vae)
         self.text_encoder = build_text_encoder(config.text_encoder, config.tokenizer)

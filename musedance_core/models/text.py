@@ -14,13 +14,13 @@ cut):
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
 from ..errors import InputError
+from ..notes import note
 
 MAX_TOKENS = 77  # CLIP's context length, start and end tokens included
 BUILTIN_TOKENIZER = Path(__file__).resolve().parent / "clip_tokenizer"  # OpenAI CLIP ViT-L/14 BPE, shipped
@@ -74,7 +74,7 @@ class ClipTokenizer:
         self._tok = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, list[bool]]:
-        # verbose=False: no transformers log line for a long prompt; tokenize() warns about it instead
+        # verbose=False: no transformers log line for a long prompt; tokenize() makes a note of it instead
         full = self._tok(prompts, truncation=False, verbose=False)["input_ids"]
         cut = [len(ids) > MAX_TOKENS for ids in full]
         ids = self._tok(prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True,
@@ -83,12 +83,12 @@ class ClipTokenizer:
 
 
 def tokenize(tokenizer: PromptTokenizer, prompts: list[str]) -> torch.Tensor:
-    """Token ids [B, 77]; warns once per prompt that was longer than the tokenizer's limit."""
+    """Token ids [B, 77]; a note for each prompt that was longer than the tokenizer's limit."""
     ids, cut = tokenizer(prompts)
     for prompt, was_cut in zip(prompts, cut):
         if was_cut:
-            warnings.warn(f"prompt is longer than {MAX_TOKENS} tokens and was cut: "
-                          f"'{prompt[:60]}...'. Shorten it to keep its end.", stacklevel=3)
+            note(f"prompt is longer than {MAX_TOKENS} tokens and was cut: "
+                 f"'{prompt[:60]}...'. Shorten it to keep its end.")
     return ids
 
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ..notes import note
 
 MANIFEST_NAME = "manifest.jsonl"
 INFO_NAME = "dataset.json"
@@ -143,7 +144,7 @@ def _repair_torn_line(path: Path) -> None:
 def read_manifest(root: str | Path, split: str | None = None) -> list[dict]:
     """Records of ``root/manifest.jsonl`` in file order (first of any repeated id), optionally one split.
 
-    A missing manifest gives an empty list; a torn last line is skipped with a warning.
+    A missing manifest gives an empty list; a torn last line is skipped with a note.
     """
     path = Path(root) / MANIFEST_NAME
     if not path.is_file():
@@ -157,7 +158,7 @@ def read_manifest(root: str | Path, split: str | None = None) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             if n == len(lines) - 1:
-                warnings.warn(f"{path}: skipping a torn last line (an interrupted write)", stacklevel=2)
+                note(f"{path}: skipping a torn last line (an interrupted write)")
                 continue
             raise DatasetFormatError(f"{path}, line {n + 1}: not JSON ({exc}).") from exc
         if record["id"] in seen:
