@@ -22,7 +22,7 @@ from musedance_core.audio.beats import track_beats
 from musedance_core.audio.io import load_audio
 from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.metrics import BAS_SIGMA_FRAMES
-from musedance_core.video import read_video
+from musedance_core.video.reader import read_video
 from training.evaluate import beat_measures
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -139,7 +139,7 @@ def animate_file(model: MuseDanceModel, device: torch.device, image: Any, music:
     from .audio.encoders import SpectralEncoder
     from .audio.io import load_audio, resample, to_mono
     from .pipeline import MuseDancePipeline, check_inputs
-    from .video import VideoWriter
+    from .video.writer import VideoWriter
 
     check_request(fps=fps, seed=settings.seed, prompt=prompt, negative_prompt=negative_prompt)
     if isinstance(image, (str, Path)):
@@ -220,7 +220,7 @@ def animate_files(image: str | Path, music: str | Path, out: str | Path,
     from .checkpoints.assemble import ModelSources
     from .cli import check_output
     from .devices import pick_device, pick_dtype
-    from .video import VIDEO_SUFFIXES
+    from .video.writer import VIDEO_SUFFIXES
 
     t0 = time.perf_counter()
     sources = options.sources or ModelSources()

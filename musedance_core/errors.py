@@ -18,6 +18,10 @@ class InputError(MuseDanceError):
     """An argument (fps, tempo range, size, ...) is outside what MuseDance accepts."""
 
 
+class VideoError(MuseDanceError):
+    """A video cannot be written or read: bad frames, bad settings, or an unreadable file."""
+
+
 class MusicEncoderError(InputError):
     """A music encoder folder cannot be used: not a model folder, not an audio model, unsupported,
     or its weights do not match its config."""

@@ -114,7 +114,7 @@ class MuseDanceAnimateImage(io.ComfyNode):
                 offload: str | None = None) -> io.NodeOutput:
         from ..musedance_core.audio.io import from_comfy_audio, resample, to_comfy_audio, trim
         from ..musedance_core.pipeline import AnimateSettings, MuseDancePipeline, check_inputs, check_text
-        from ..musedance_core.video import AAC_SAMPLE_RATES
+        from ..musedance_core.video.writer import AAC_SAMPLE_RATES
 
         d = AnimateSettings()
         settings = AnimateSettings(num_frames=frames, width=width, height=height, steps=steps, cfg=cfg,

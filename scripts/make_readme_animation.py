@@ -28,7 +28,7 @@ def main() -> int:
     from musedance_core.audio.beats import track_beats
     from musedance_core.audio.io import load_audio
     from musedance_core.images import fit_image
-    from musedance_core.video import probe_video, read_video
+    from musedance_core.video.reader import probe_video, read_video
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", type=Path, help="the mp4 the animate command wrote")

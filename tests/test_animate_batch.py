@@ -61,7 +61,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 
 def test_one_process_makes_the_good_rows_reports_the_bad_and_a_rerun_makes_none(tmp_path):
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     song = _song(tmp_path / "song.wav")
     for i, name in enumerate(("me0.png", "me1.png", "pics/me2.png")):
@@ -116,7 +116,7 @@ def _free_port() -> int:
 def test_two_processes_make_every_output_once_and_a_rerun_makes_none(tmp_path):
     """``accelerate launch --cpu`` starts a single process (more need mpirun), so two CPU processes
     are launched the torchrun way with no GPU visible; the batch then joins them over gloo."""
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     _song(tmp_path / "song.wav")
     for i in range(4):

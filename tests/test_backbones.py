@@ -395,7 +395,7 @@ def test_cli_animate_uses_the_encoder_the_model_was_trained_with(models_dir, tmp
     from musedance_core.cli import main
     from musedance_core.models.config import tiny_config
     from musedance_core.models.musedance import MuseDanceModel
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     torch.manual_seed(0)
     bundle = tmp_path / "hubert-trained.safetensors"

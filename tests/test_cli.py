@@ -69,7 +69,7 @@ def _image(path: Path) -> Path:
 
 
 def test_animate_writes_an_mp4_with_the_music(groove_file, tmp_path):
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     out = tmp_path / "dance.mp4"
     run = _cli("animate", "--image", str(_image(tmp_path / "me.png")), "--music", str(groove_file),
@@ -88,7 +88,7 @@ def test_animate_with_only_image_and_music_uses_the_model_s_own_size_and_fps(tmp
     import soundfile as sf
 
     from musedance_core.audio.io import load_audio
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     song = load_audio(ROOT / "assets/demo/groove.mp3", start=0.0, duration=1.5)
     sf.write(tmp_path / "song.wav", song.samples.T, song.sample_rate)
@@ -103,7 +103,7 @@ def test_animate_with_only_image_and_music_uses_the_model_s_own_size_and_fps(tmp
 
 
 def test_animate_frames_shorter_than_the_music_cut_the_audio(groove_file, tmp_path):
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     out = tmp_path / "short.mp4"
     run = _cli("animate", "--image", str(_image(tmp_path / "me.png")), "--music", str(groove_file),
@@ -128,7 +128,7 @@ def test_animate_with_a_bundle_and_a_motion_module_prints_where_tensors_came_fro
     from musedance_core.checkpoints.bundle import COMPONENTS, save_bundle
     from musedance_core.models.config import tiny_config
     from musedance_core.models.musedance import MuseDanceModel
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
     from tests.checkpoint_files import TINY_CHANNELS, TINY_LAYERS, Randoms, animatediff_file, save
 
     torch.manual_seed(0)

@@ -135,7 +135,7 @@ def test_animate_with_an_sd15_single_file_and_no_tokenizer(groove_file, tmp_path
     from PIL import Image
 
     from musedance_core.checkpoints import assemble as assemble_module
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     config = small_clip_sd15()
     modules = build_modules(config)

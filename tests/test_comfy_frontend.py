@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from musedance_core.video import probe_video
+from musedance_core.video.reader import probe_video
 from tests.comfy_host import ComfyHost, require_comfy
 from tests.frontend import Frontend, require_frontend
 

@@ -26,7 +26,7 @@ from musedance_core.checkpoints.assemble import ModelSources, assemble
 from musedance_core.checkpoints.bundle import COMPONENTS, save_bundle
 from musedance_core.models.config import tiny_config
 from musedance_core.models.musedance import MuseDanceModel
-from musedance_core.video import probe_video, read_video
+from musedance_core.video.reader import probe_video, read_video
 from scripts.workflow_formats import strip_meta, ui_to_api
 from tests.checkpoint_files import TINY_CHANNELS, TINY_LAYERS, Randoms, animatediff_file, save
 from tests.comfy_host import PACK_NAME, ComfyHost, ComfyHostError, require_comfy

@@ -221,7 +221,7 @@ def test_float_tiff_without_nan_is_kept(tmp_path):
 
 def test_same_frames_give_byte_identical_mp4(tmp_path):
     from musedance_core.audio.io import Audio
-    from musedance_core.video import write_video
+    from musedance_core.video.writer import write_video
 
     rng = np.random.default_rng(1)
     frames = (rng.random((20, 64, 96, 3)) * 255).astype(np.uint8)

@@ -221,7 +221,7 @@ def test_frames_that_would_not_fit_in_memory_are_refused_before_sampling(host):
 
 
 def test_192_khz_audio_comes_back_at_a_rate_save_video_writes(host):
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     flow = _dance()
     _node(flow, "LoadAudio")["audio"] = "hifi_192k.wav"

@@ -410,7 +410,7 @@ def test_cli_flags_reach_the_pipeline(tmp_path, capsys):
 
     from musedance_core.animate import animate_files
     from musedance_core.cli import build_parser, options_from_args
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     track = render_groove(Groove(bpm=120.0, seconds=1.5), seed=1)
     soundfile.write(tmp_path / "song.wav", track.samples, track.sample_rate)

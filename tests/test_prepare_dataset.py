@@ -12,7 +12,7 @@ from musedance_core.audio.io import Audio, load_audio
 from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.training import dataset as fmt
 from musedance_core.training.data import ClipSampler, read_manifest
-from musedance_core.video import write_video
+from musedance_core.video.writer import write_video
 from training.prepare_dataset import (
     DEFAULT_CAPTION,
     PrepareConfig,
@@ -96,7 +96,7 @@ def test_features_align_with_frames_and_whole_song(dataset, videos):
     from musedance_core.audio.encoders import get_music_encoder
 
     out, _ = dataset
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     audio = load_audio(videos / "a.mp4", mono=True, duration=probe_video(videos / "a.mp4").duration)
     analysis = analyze(audio.samples[0], audio.sample_rate)

@@ -87,7 +87,7 @@ def test_every_stage_writes_a_bundle_checkpoints_and_a_loss_plot(runs):
         assert config.frame_size == (64, 64) and config.fps == float(record["fps"])
     videos = list((base / "s2").glob("val-*/*.mp4"))
     assert videos, "stage 2 wrote no validation video"
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     assert probe_video(videos[0]).has_audio
 

@@ -3,7 +3,6 @@ colour fidelity, atomic writes, and the errors bad input gets."""
 
 from __future__ import annotations
 
-import warnings
 from fractions import Fraction
 
 import av
@@ -11,18 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from musedance_core import video as video_module
 from musedance_core.audio.io import Audio, save_audio
-from musedance_core.errors import MuseDanceError
-from musedance_core.video import (
-    AAC_FRAME_SIZE,
-    VideoError,
-    VideoWriter,
-    fps_to_fraction,
-    probe_video,
-    read_video,
-    write_video,
-)
+from musedance_core.errors import MuseDanceError, VideoError
+from musedance_core.notes import collect_notes
+from musedance_core.video import writer as writer_module
+from musedance_core.video.frame_rate import fps_to_fraction
+from musedance_core.video.reader import probe_video, read_video
+from musedance_core.video.writer import AAC_FRAME_SIZE, VideoWriter, write_video
 
 W, H = 64, 48
 RATE = 44100
@@ -158,20 +152,22 @@ def test_torch_float_and_list_input(tmp_path):
     assert np.abs(b.astype(int) - d).mean() < 3  # bfloat16 has ~3 significant digits
 
 
-def test_nan_frames_warn_and_become_black(tmp_path):
+def test_nan_frames_get_a_note_and_become_black(tmp_path):
     frames = np.full((3, H, W, 3), np.nan, np.float32)
-    with pytest.warns(UserWarning, match="NaN"):
+    with collect_notes() as notes:
         info = read_video(write_video(tmp_path / "nan.mp4", frames, 24))
     assert info.frames.max() < 8
+    assert len(notes) == 1 and "NaN" in notes[0]  # once per video, not once per chunk
 
 
-def test_out_of_range_floats_warn_with_a_hint(tmp_path):
-    with pytest.warns(UserWarning, match="0..255"):
+def test_out_of_range_floats_get_a_note_with_a_hint(tmp_path):
+    with collect_notes() as notes:
         write_video(tmp_path / "big.mp4", _frames(2).astype(np.float32), 24)
+    assert len(notes) == 1 and "0..255" in notes[0]
 
 
 def test_mpeg4_fallback_when_libx264_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(video_module, "_video_codec", lambda: video_module.FALLBACK_VIDEO_CODEC)
+    monkeypatch.setattr(writer_module, "_video_codec", lambda: writer_module.FALLBACK_VIDEO_CODEC)
     info = read_video(write_video(tmp_path / "m.mp4", _frames(12), 29.97, audio=_tone(1.0)))
     assert info.video_codec == "mpeg4" and info.num_frames == 12 and info.has_audio
     assert info.duration == pytest.approx(12 * 1001 / 30000, abs=1e-6)
@@ -270,7 +266,7 @@ def test_unreadable_files_raise_video_error(tmp_path):
         probe_video(tmp_path / "music.m4a")
 
 
-def test_clean_float_input_gives_no_warning(tmp_path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+def test_clean_float_input_gives_no_note(tmp_path):
+    with collect_notes() as notes:
         write_video(tmp_path / "v.mp4", np.random.default_rng(0).random((3, H, W, 3)), 24)
+    assert notes == []

@@ -297,7 +297,7 @@ def resampled_frames(path: Path, fps: float, limit: int, convert: FrameConverter
     import av
 
     from musedance_core.errors import MuseDanceError
-    from musedance_core.video import open_video
+    from musedance_core.video.reader import open_video
 
     try:
         container = open_video(path)
@@ -419,7 +419,7 @@ def _process(cfg: PrepareConfig, root: Path, videos: Path, video: Path, done: se
     from musedance_core.audio.beats import track_beats
     from musedance_core.audio.io import MAX_AUDIO_SECONDS, Audio, load_audio
     from musedance_core.errors import MuseDanceError
-    from musedance_core.video import probe_video
+    from musedance_core.video.reader import probe_video
 
     key = result.key
     try:

@@ -46,7 +46,7 @@ def validation_videos(model, cfg, out_dir: str | Path) -> list[Path]:
 
     from ..audio.io import load_audio
     from ..pipeline import AnimateSettings, MuseDancePipeline
-    from ..video import write_video
+    from ..video.writer import write_video
     from .data import clip_conditions, read_manifest
 
     out_dir = Path(out_dir)
