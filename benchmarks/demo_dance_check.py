@@ -3,7 +3,7 @@
 The main-job command (``animate`` with the bundled image, song and demo model) is run as the README
 gives it, and again with the bundled song replaced by synthetic control songs at other tempi (same
 image, prompt and seed). Each video's motion energy (frame differences) is measured against the
-bundled song's beats with the beat-phase vector strength and BAS (DESIGN.md section 6): the
+bundled song's beats with the beat-phase vector strength and BAS (docs/ARCHITECTURE.md, Measures): the
 bundled-music video should score higher against the bundled beats than the control videos do.
 
     .venv/bin/python -m benchmarks.demo_dance_check [--model BUNDLE] [--markdown out.md]
@@ -23,7 +23,7 @@ from musedance_core.audio.io import load_audio
 from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.metrics import BAS_SIGMA_FRAMES
 from musedance_core.video.reader import read_video
-from training.evaluate import beat_measures
+from musedance_core.training.evaluation.beat_scores import beat_measures
 
 ROOT = Path(__file__).resolve().parents[1]
 

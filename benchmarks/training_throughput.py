@@ -295,7 +295,8 @@ def step_rates(root: Path, plan: Plan) -> list[dict]:
 
     from musedance_core.models.config import preset
     from musedance_core.models.musedance import MuseDanceModel
-    from musedance_core.training.steps import LossSettings, TrainingStep, set_trainable
+    from musedance_core.training.config import LossSettings
+    from musedance_core.training.steps import TrainingStep, set_trainable
 
     records = tuple(read_manifest(root, "train"))
     out = []
@@ -395,7 +396,8 @@ def count_step(model, stage2, frames: int, size: int, batch: int, checkpointing:
     from diffusers import DDPMScheduler
     from torch.utils.flop_counter import FlopCounterMode
 
-    from musedance_core.training.steps import LossSettings, TrainingStep, set_trainable
+    from musedance_core.training.config import LossSettings
+    from musedance_core.training.steps import TrainingStep, set_trainable
 
     if checkpointing:  # as train.py does: each checkpoint carries its forward pass's context
         model.enable_gradient_checkpointing()

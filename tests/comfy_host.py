@@ -1,4 +1,4 @@
-"""A real ComfyUI server for integration tests (DESIGN.md §5).
+"""A real ComfyUI server for integration tests (docs/ARCHITECTURE.md, Tests).
 
 ``ComfyHost`` starts ComfyUI's ``main.py`` headless on CPU, bound to 127.0.0.1 on a free
 port, with every folder it writes to (input, output, temp, user) in a private temporary

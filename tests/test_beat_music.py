@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musedance_core.training import beat_music as bm
-from musedance_core.training import beat_styles as bs
+from musedance_core.training.beat_tracker import music as bm
+from musedance_core.training.beat_tracker import styles as bs
 from tests.comfy_host import skip_or_fail
 
 TEST_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")  # small: loads fast
@@ -80,7 +80,7 @@ def _tools() -> str:
 
 @pytest.mark.parametrize("codec", ["aac", "mp3"])
 def test_render_keeps_labels_exact_through_augmentation(codec):
-    from musedance_core.training import beat_render as br
+    from musedance_core.training.beat_tracker import render as br
 
     exe = _tools()
     piece = bm.compose("house", np.random.default_rng(3), 8.0)
@@ -107,12 +107,13 @@ def test_render_keeps_labels_exact_through_augmentation(codec):
 def test_make_beat_data_writes_and_resumes(tmp_path):
     import soundfile as sf
 
-    from training import make_beat_data as mbd
+    from musedance_core.training.beat_tracker import dataset as mbd
+    from training import make_beat_data
 
     exe = _tools()
     args = ["--out", str(tmp_path), "--pieces", "3", "--seed", "7", "--seconds-range", "6", "8",
             "--soundfonts", str(TEST_SOUNDFONT), "--workers", "1", "--fluidsynth", exe]
-    mbd.main(args)
+    make_beat_data.main(args)
     for i in range(3):
         meta = json.loads((tmp_path / f"piece_{i:05d}.json").read_text())
         audio, sr = sf.read(str(tmp_path / f"piece_{i:05d}.flac"))

@@ -122,6 +122,7 @@ def _tiny_beat_set(folder, count=4):
             "beats_per_bar": groove.beats_per_bar, "category": "synth"}))
 
 
+@pytest.mark.integration
 def test_training_runs_and_resumes_bit_identically(tmp_path):
     import shutil
 
@@ -174,7 +175,8 @@ def test_long_audio_runs_in_chunks_with_the_same_result(monkeypatch):
 
 
 def test_decoder_tuning_scores_every_combination(tmp_path):
-    from training.tune_beat_decoder import GRID, main
+    from musedance_core.training.beat_tracker.tuning import GRID
+    from training.tune_beat_decoder import main
 
     data = tmp_path / "data"
     _tiny_beat_set(data)

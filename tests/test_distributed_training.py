@@ -25,6 +25,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 TWO_PROCESSES = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
@@ -57,11 +59,11 @@ def run_from_checkpoint(checkpoint: Path, out: Path) -> Path:
     return out
 
 
-def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
+def run_weights(run: Path, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(run / f"checkpoint-{step:07d}" / "trainable.safetensors"))
 
 
-def _relative_gap(a: dict, b: dict, start: dict) -> float:
+def relative_gap(a: dict, b: dict, start: dict) -> float:
     """|a - b| / |a - start| over all trained tensors."""
     assert a.keys() == b.keys() == start.keys()
     moved = torch.sqrt(sum(((a[k] - start[k]) ** 2).sum() for k in a))
@@ -93,7 +95,7 @@ def vae_runs(data, tmp_path_factory) -> dict[str, Path]:
     return {"one": one, "two": two, "audit": audit, "log": log}
 
 
-def _fresh_vae() -> dict[str, torch.Tensor]:
+def fresh_vae_weights() -> dict[str, torch.Tensor]:
     """The VAE weights train.py starts from (the tiny preset, seed 0)."""
     from musedance_core.models.config import preset
     from musedance_core.models.musedance import MuseDanceModel
@@ -106,9 +108,9 @@ def _fresh_vae() -> dict[str, torch.Tensor]:
 
 def test_two_processes_follow_one_with_double_batch_on_the_vae_stage(vae_runs):
     assert "in total on 2" in vae_runs["log"]  # two processes did meet
-    start = _fresh_vae()
+    start = fresh_vae_weights()
     for step in (2, 4):
-        gap = _relative_gap(_weights(vae_runs["one"], step), _weights(vae_runs["two"], step), start)
+        gap = relative_gap(run_weights(vae_runs["one"], step), run_weights(vae_runs["two"], step), start)
         assert gap < TOLERANCE, f"step {step}: 2 processes end {gap:.2%} of the training distance away"
 
 
@@ -143,7 +145,7 @@ def test_a_killed_two_process_run_resumes_where_the_unbroken_one_ends(data, vae_
     assert (out / "latest").read_text().strip() == "checkpoint-0000002"
     log = _run(VAE, 2, f"data={data}", f"output_dir={out}", "max_steps=4", "batch_size=2")
     assert "resumed from checkpoint-0000002 at step 2" in log
-    gap = _relative_gap(_weights(out, 4), _weights(vae_runs["two"], 4), _fresh_vae())
+    gap = relative_gap(run_weights(out, 4), run_weights(vae_runs["two"], 4), fresh_vae_weights())
     assert gap < 1e-4, f"the resumed run ends {gap:.2%} of the training distance from the unbroken one"
 
 
@@ -151,7 +153,7 @@ def test_a_checkpoint_of_two_processes_resumes_on_one(data, vae_runs, tmp_path):
     out = run_from_checkpoint(vae_runs["two"] / "checkpoint-0000002", tmp_path / "moved")
     log = _run(VAE, 1, f"data={data}", f"output_dir={out}", "max_steps=4", "batch_size=4")
     assert "resumed from checkpoint-0000002 at step 2 (8 samples seen)" in log
-    gap = _relative_gap(_weights(vae_runs["one"], 4), _weights(out, 4), _fresh_vae())
+    gap = relative_gap(run_weights(vae_runs["one"], 4), run_weights(out, 4), fresh_vae_weights())
     assert gap < TOLERANCE
 
 
@@ -166,7 +168,7 @@ def test_two_processes_follow_one_with_double_batch_on_stage_2(data, tmp_path):
     model = load_bundle(ROOT / "assets/demo/musedance-demo-tiny.safetensors")
     model.enable_caption_film()
     start = {k: v.detach() for k, v in named_trainable(model, ["motion", "music", "beat", "text_encoder"]).items()}
-    gap = _relative_gap(_weights(tmp_path / "one", 2), _weights(tmp_path / "two", 2), start)
+    gap = relative_gap(run_weights(tmp_path / "one", 2), run_weights(tmp_path / "two", 2), start)
     assert gap < TOLERANCE, f"2 processes end {gap:.2%} of the training distance away"
 
 
@@ -186,7 +188,7 @@ def test_two_machines_train_as_one(data, vae_runs, tmp_path):
     logs = [launcher.communicate(timeout=600)[0] for launcher in launchers]
     assert all(launcher.returncode == 0 for launcher in launchers), logs[0][-3000:] + logs[1][-3000:]
     assert "in total on 2" in logs[0]
-    gap = _relative_gap(_weights(vae_runs["one"], 4), _weights(out, 4), _fresh_vae())
+    gap = relative_gap(run_weights(vae_runs["one"], 4), run_weights(out, 4), fresh_vae_weights())
     assert gap < TOLERANCE
 
 
@@ -196,7 +198,7 @@ def test_gradient_checkpointing_gives_the_same_weights_and_runs_with_bf16_on_two
     common = (f"data={data}", "max_steps=2", "batch_size=2")
     _run(STAGE2, 1, *common, f"output_dir={tmp_path / 'plain'}")
     _run(STAGE2, 1, *common, f"output_dir={tmp_path / 'ckpt'}", "gradient_checkpointing=true")
-    plain, ckpt = _weights(tmp_path / "plain", 2), _weights(tmp_path / "ckpt", 2)
+    plain, ckpt = run_weights(tmp_path / "plain", 2), run_weights(tmp_path / "ckpt", 2)
     assert all(torch.equal(plain[k], ckpt[k]) for k in plain)
     log = _run(STAGE2, 2, *common, f"output_dir={tmp_path / 'bf16'}", "gradient_checkpointing=true",
                "mixed_precision=bf16")

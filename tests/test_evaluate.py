@@ -13,16 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from musedance_core.errors import MuseDanceError
 from musedance_core.training import dataset as fmt
-from training.evaluate import (
-    learn_subject,
-    main,
-    pick_partners,
-    psnr,
-    ssim,
-    track_subject,
-    unwrap_angles,
-)
+from musedance_core.training.evaluation.appearance import psnr, ssim
+from musedance_core.training.evaluation.beat_scores import pick_partners
+from musedance_core.training.evaluation.tracking import learn_subject, track_subject, unwrap_angles
+from training.evaluate import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -40,6 +36,7 @@ def micro(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.integration
 def test_ground_truth_as_generated(micro, tmp_path):
     out = tmp_path / "gt"
     report = main(["--gt-as-generated", "--data", str(micro), "--out", str(out), "--plots", "1", "--videos", "1"])
@@ -65,6 +62,7 @@ def test_ground_truth_as_generated(micro, tmp_path):
     assert "BAS" in (out / "report.md").read_text()
 
 
+@pytest.mark.integration
 def test_tracker_follows_true_motion(micro):
     record = fmt.read_manifest(micro, "val")[0]
     arrays = fmt.load_clip(micro, record)
@@ -97,6 +95,7 @@ def test_image_measures_and_partners():
     assert pairs[0] in ((2, True), (3, True)) and pairs[2] in ((0, True), (1, True))
 
 
+@pytest.mark.integration
 def test_tiny_model_end_to_end(micro, tmp_path):
     import torch
 
@@ -115,6 +114,7 @@ def test_tiny_model_end_to_end(micro, tmp_path):
     assert len(list(out.glob("*.mp4"))) == 1
 
 
+@pytest.mark.integration
 def test_appearance_check_scores_truth_as_perfect_and_an_untrained_model_as_poor(micro, tmp_path):
     import torch
 
@@ -136,5 +136,5 @@ def test_appearance_check_scores_truth_as_perfect_and_an_untrained_model_as_poor
     assert (out / "report.json").is_file() and (out / "tiles.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         check_appearance.parse_args(["--data", str(micro)])  # no model and no --truth
-    with pytest.raises(SystemExit, match="not a readable .safetensors file"):
+    with pytest.raises(MuseDanceError, match="not a readable .safetensors file"):
         check_appearance.main(["--model", str(ROOT / "README.md"), "--data", str(micro), "--out", str(out)])

@@ -13,15 +13,10 @@ from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.training import dataset as fmt
 from musedance_core.training.data import ClipSampler, read_manifest
 from musedance_core.video.writer import write_video
-from training.prepare_dataset import (
-    DEFAULT_CAPTION,
-    PrepareConfig,
-    clip_id,
-    plan_starts,
-    prepare,
-    sidecar_caption,
-    video_split,
-)
+from musedance_core.training.prepare.clips import plan_starts
+from musedance_core.training.prepare.config import DEFAULT_CAPTION, PrepareConfig
+from musedance_core.training.prepare.run import prepare
+from musedance_core.training.prepare.sources import clip_id, sidecar_caption, video_split
 
 SRC_FPS = 24
 CFG = PrepareConfig(fps=12.0, width=32, height=32, clip_seconds=2.0, stride_seconds=1.5, val_fraction=0.0)
@@ -180,9 +175,9 @@ def test_masks_hook_and_size(videos, tmp_path, monkeypatch):
     hook_dir.mkdir()
     (hook_dir / "tiny_captioner.py").write_text(
         "def describe(frames, fps):\n    return f'{len(frames)} frames at {fps:g} fps'\n")
-    monkeypatch.chdir(hook_dir)
     cfg = PrepareConfig(fps=8.0, width=48, height=24, clip_seconds=3.0, stride_seconds=3.0, val_fraction=0.0,
-                        max_clips_per_video=1, captions_from="none", caption_hook="tiny_captioner:describe",
+                        max_clips_per_video=1, captions_from="none",
+                        caption_hook=f"{hook_dir / 'tiny_captioner.py'}:describe",
                         masks=str(masks))
     out = tmp_path / "data"
     prepare(cfg, videos, out, workers=1, log=_quiet)

@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from musedance_core.errors import TrainError
 from safetensors.torch import load_file
 
-from tests.test_distributed_training import _fresh_vae, _relative_gap, _weights, run_from_checkpoint
+from tests.test_distributed_training import fresh_vae_weights, relative_gap, run_from_checkpoint, run_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "accelerate"
@@ -181,6 +183,7 @@ def test_the_configs_reach_the_processes_as_train_py_reads_them():
 
 # --- FSDP on this machine -----------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_the_fsdp_config_on_cpu_processes_trains_data_parallel_and_says_so(data, vae_runs, tmp_path):
     out = tmp_path / "cpu"
     run = _run(_launch("fsdp_shard_grad_op.yaml", 2, [*VAE, f"data={data}", f"output_dir={out}", "max_steps=2",
@@ -190,14 +193,15 @@ def test_the_fsdp_config_on_cpu_processes_trains_data_parallel_and_says_so(data,
     checkpoint = out / "checkpoint-0000002"
     assert (checkpoint / "optimizer.pt").is_file()
     assert "sharding" not in json.loads((checkpoint / "state.json").read_text())
-    assert _relative_gap(_weights(vae_runs["one"], 2), _weights(out, 2), _fresh_vae()) < TOLERANCE
+    assert relative_gap(run_weights(vae_runs["one"], 2), run_weights(out, 2), fresh_vae_weights()) < TOLERANCE
 
 
+@pytest.mark.integration
 def test_two_fsdp_processes_follow_one_with_double_batch(vae_runs):
     assert SHARDED in vae_runs["log"]  # accelerate did shard: FSDP2 on 2 processes
-    start = _fresh_vae()
+    start = fresh_vae_weights()
     for step in (2, 4):
-        gap = _relative_gap(_weights(vae_runs["one"], step), _weights(vae_runs["fsdp"], step), start)
+        gap = relative_gap(run_weights(vae_runs["one"], step), run_weights(vae_runs["fsdp"], step), start)
         assert gap < TOLERANCE, f"step {step}: FSDP ends {gap:.2%} of the training distance away"
     one = load_file(str(vae_runs["one"] / "model.safetensors"))
     fsdp = load_file(str(vae_runs["fsdp"] / "model.safetensors"))
@@ -205,10 +209,11 @@ def test_two_fsdp_processes_follow_one_with_double_batch(vae_runs):
     assert max(float((one[k].float() - fsdp[k].float()).abs().max()) for k in one) < 1e-3
 
 
+@pytest.mark.integration
 def test_an_fsdp_checkpoint_holds_the_full_tensors_and_the_gathered_optimizer_state(vae_runs):
     checkpoint = vae_runs["fsdp"] / "checkpoint-0000004"
-    plain = _weights(vae_runs["one"], 4)
-    sharded = _weights(vae_runs["fsdp"], 4)
+    plain = run_weights(vae_runs["one"], 4)
+    sharded = run_weights(vae_runs["fsdp"], 4)
     assert {k: (v.shape, v.dtype) for k, v in sharded.items()} == {k: (v.shape, v.dtype) for k, v in plain.items()}
     assert not (checkpoint / "optimizer.pt").exists()
     state = torch.load(checkpoint / "fsdp" / "optimizer.bin", weights_only=True)
@@ -217,6 +222,7 @@ def test_an_fsdp_checkpoint_holds_the_full_tensors_and_the_gathered_optimizer_st
     assert sorted(p.name for p in vae_runs["fsdp"].iterdir() if p.name.startswith(".")) == []  # no partial folder left
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("processes", [2, 1])
 def test_an_fsdp_run_resumes_from_its_checkpoint(data, vae_runs, fsdp_env, tmp_path, processes):
     out = run_from_checkpoint(vae_runs["fsdp"] / "checkpoint-0000002", tmp_path / "resumed")
@@ -224,10 +230,11 @@ def test_an_fsdp_run_resumes_from_its_checkpoint(data, vae_runs, fsdp_env, tmp_p
                                                               "max_steps=4", f"batch_size={4 // processes}"],
                        fsdp_env), fsdp_env)
     assert "resumed from checkpoint-0000002 at step 2 (8 samples seen)" in run.stdout
-    gap = _relative_gap(_weights(vae_runs["fsdp"], 4), _weights(out, 4), _fresh_vae())
+    gap = relative_gap(run_weights(vae_runs["fsdp"], 4), run_weights(out, 4), fresh_vae_weights())
     assert gap < 1e-4, f"the resumed run ends {gap:.2%} of the training distance from the unbroken one"
 
 
+@pytest.mark.integration
 def test_a_plain_run_refuses_an_fsdp_checkpoint_with_the_fix(data, vae_runs, tmp_path):
     out = run_from_checkpoint(vae_runs["fsdp"] / "checkpoint-0000002", tmp_path / "plain")
     run = _run([sys.executable, "training/train.py", *VAE, f"data={data}", f"output_dir={out}", "max_steps=4",
@@ -236,6 +243,7 @@ def test_a_plain_run_refuses_an_fsdp_checkpoint_with_the_fix(data, vae_runs, tmp
     assert "written by an FSDP run" in run.stderr and "export_bundle.py" in run.stderr
 
 
+@pytest.mark.integration
 def test_fsdp_stage_2_follows_one_process_with_gradient_checkpointing(data, fsdp_env, tmp_path):
     """Stage 2 calls parts of the model directly (ReferenceNet's bank through the UNet's attention
     projections, the VAE's encoder): one FSDP unit over the whole model gathers them all."""
@@ -251,7 +259,7 @@ def test_fsdp_stage_2_follows_one_process_with_gradient_checkpointing(data, fsdp
     model = load_bundle(ROOT / "assets/demo/musedance-demo-tiny.safetensors")
     model.enable_caption_film()
     start = {k: v.detach() for k, v in named_trainable(model, ["motion", "music", "beat", "text_encoder"]).items()}
-    gap = _relative_gap(_weights(tmp_path / "one", 2), _weights(tmp_path / "fsdp", 2), start)
+    gap = relative_gap(run_weights(tmp_path / "one", 2), run_weights(tmp_path / "fsdp", 2), start)
     assert gap < TOLERANCE, f"FSDP ends {gap:.2%} of the training distance away"
 
 
@@ -264,26 +272,26 @@ def _cfg(*overrides: str):
 
 
 def test_sharded_launches_refuse_what_they_cannot_run_with_the_fix(monkeypatch):
-    from training.train import check_sharding_request
+    from musedance_core.training.sharding import check_sharding_request
 
     monkeypatch.setenv("FSDP_VERSION", "2")
-    with pytest.raises(SystemExit, match="use_8bit_adam=false"):
+    with pytest.raises(TrainError, match="use_8bit_adam=false"):
         check_sharding_request(_cfg(), "fsdp")  # sd15_stage2.yaml asks for 8-bit Adam
     check_sharding_request(_cfg("use_8bit_adam=false"), "fsdp")
-    with pytest.raises(SystemExit, match="ema_decay=0"):
+    with pytest.raises(TrainError, match="ema_decay=0"):
         check_sharding_request(_cfg("use_8bit_adam=false", "ema_decay=0.999"), "fsdp")
     monkeypatch.setenv("FSDP_AUTO_WRAP_POLICY", "TRANSFORMER_BASED_WRAP")
-    with pytest.raises(SystemExit, match="NO_WRAP"):
+    with pytest.raises(TrainError, match="NO_WRAP"):
         check_sharding_request(_cfg("use_8bit_adam=false"), "fsdp")
     monkeypatch.setenv("FSDP_AUTO_WRAP_POLICY", "NO_WRAP")
     monkeypatch.setenv("FSDP_VERSION", "1")
-    with pytest.raises(SystemExit, match="fsdp_version: 2"):
+    with pytest.raises(TrainError, match="fsdp_version: 2"):
         check_sharding_request(_cfg("use_8bit_adam=false"), "fsdp")
     check_sharding_request(_cfg(), None)  # DDP: 8-bit Adam is make_optimizer's business
 
 
 def test_deepspeed_offload_refuses_8bit_adam_with_the_fix(monkeypatch, tmp_path):
-    import training.train as train
+    import musedance_core.training.sharding as train
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",  # as if deepspeed were installed
@@ -291,7 +299,7 @@ def test_deepspeed_offload_refuses_8bit_adam_with_the_fix(monkeypatch, tmp_path)
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "none")
     train.check_sharding_request(_cfg(), "deepspeed")  # ZeRO-2 steps the 8-bit Adam of the SD 1.5 configs
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "cpu")
-    with pytest.raises(SystemExit, match="use_8bit_adam=false"):
+    with pytest.raises(TrainError, match="use_8bit_adam=false"):
         train.check_sharding_request(_cfg(), "deepspeed")
     train.check_sharding_request(_cfg("use_8bit_adam=false"), "deepspeed")
     ds_json = tmp_path / "ds.json"  # a DeepSpeed JSON config (deepspeed_config_file) decides instead
@@ -301,18 +309,19 @@ def test_deepspeed_offload_refuses_8bit_adam_with_the_fix(monkeypatch, tmp_path)
 
 
 def test_a_checkpoint_resumes_only_under_the_kind_of_run_that_wrote_it():
-    from training.train import check_checkpoint_sharding
+    from musedance_core.training.sharding import check_checkpoint_sharding
 
     check_checkpoint_sharding(Path("c"), {"processes": 2}, None, 4)  # DDP: any number of processes
     check_checkpoint_sharding(Path("c"), {"processes": 2, "sharding": "fsdp"}, "fsdp", 8)  # full optimizer state
-    with pytest.raises(SystemExit, match="written by an FSDP run and this is a DDP or single-process run"):
+    with pytest.raises(TrainError, match="written by an FSDP run and this is a DDP or single-process run"):
         check_checkpoint_sharding(Path("c"), {"processes": 2, "sharding": "fsdp"}, None, 2)
-    with pytest.raises(SystemExit, match="written by a DDP or single-process run and this is a DeepSpeed run"):
+    with pytest.raises(TrainError, match="written by a DDP or single-process run and this is a DeepSpeed run"):
         check_checkpoint_sharding(Path("c"), {"processes": 2}, "deepspeed", 2)
-    with pytest.raises(SystemExit, match="--num_processes 2"):  # DeepSpeed's shards are per process
+    with pytest.raises(TrainError, match="--num_processes 2"):  # DeepSpeed's shards are per process
         check_checkpoint_sharding(Path("c"), {"processes": 2, "sharding": "deepspeed"}, "deepspeed", 4)
 
 
+@pytest.mark.integration
 def test_a_deepspeed_launch_without_deepspeed_ends_with_the_fix(data, tmp_path):
     if importlib.util.find_spec("deepspeed") is not None:
         pytest.skip("deepspeed is installed here")
@@ -325,11 +334,12 @@ def test_a_deepspeed_launch_without_deepspeed_ends_with_the_fix(data, tmp_path):
     env = dict(ENV, ACCELERATE_USE_DEEPSPEED="true", ACCELERATE_DEEPSPEED_ZERO_STAGE="2")
     run = _run([sys.executable, "training/train.py", *VAE, f"data={data}", f"output_dir={out}"], env, ok=False)
     assert run.returncode != 0
-    assert run.stderr.strip().splitlines()[-1].startswith("this run was launched with a DeepSpeed config")
+    assert run.stderr.strip().splitlines()[-1].startswith("train.py: this run was launched with a DeepSpeed config")
     assert "pip install deepspeed" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_8bit_adam_without_bitsandbytes_ends_with_one_line_before_any_work(data, tmp_path):
     if importlib.util.find_spec("bitsandbytes") is not None:
         pytest.skip("bitsandbytes is installed here")
@@ -337,7 +347,7 @@ def test_8bit_adam_without_bitsandbytes_ends_with_one_line_before_any_work(data,
     run = _run([sys.executable, "training/train.py", *VAE, f"data={data}", f"output_dir={out}",
                 "use_8bit_adam=true"], ENV, ok=False)
     assert run.returncode != 0
-    assert run.stderr.strip().splitlines() == ["use_8bit_adam needs bitsandbytes: pip install bitsandbytes "
+    assert run.stderr.strip().splitlines() == ["train.py: use_8bit_adam needs bitsandbytes: pip install bitsandbytes "
                                                "(CUDA only), or train with --set use_8bit_adam=false."]
     assert run.stdout == ""  # nothing built, nothing printed
     assert not out.exists()

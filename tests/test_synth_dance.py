@@ -19,17 +19,16 @@ from musedance_core.metrics import (
 from musedance_core.notes import collect_notes
 from musedance_core.types import BEAT_FEATURE_NAMES
 from musedance_core.training import dataset as fmt
-from training.synth_dance import (
-    STYLES,
+from musedance_core.training.synthdance.appearance import background_image
+from musedance_core.training.synthdance.generator import (
     SynthDanceConfig,
-    background_image,
-    classify_motion,
     clip_spec,
     generate,
     is_val_song,
     make_clip,
     make_song,
 )
+from musedance_core.training.synthdance.motion import STYLES, classify_motion
 
 FPS = 12.0
 CFG = SynthDanceConfig(seed=3, size=64, fps=FPS, num_frames=24, clips_per_song=2, val_fraction=0.5,

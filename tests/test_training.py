@@ -16,8 +16,10 @@ from diffusers import DDPMScheduler
 from safetensors.torch import load_file
 
 from musedance_core.checkpoints.bundle import load_bundle
+from musedance_core.errors import TrainError
 from musedance_core.training.data import ClipSampler, first_batch, read_manifest
-from musedance_core.training.steps import LossSettings, diffusion_step_loss, vae_loss
+from musedance_core.training.config import LossSettings
+from musedance_core.training.steps import diffusion_step_loss, vae_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -71,6 +73,7 @@ def _fixed_loss(bundle: Path, data: Path, stage: str, schedule_of: Path | None =
         return float(diffusion_step_loss(model, scheduler, batch, stage, LossSettings(uncond_fraction=0.0), seed=5))
 
 
+@pytest.mark.integration
 def test_every_stage_writes_a_bundle_checkpoints_and_a_loss_plot(runs):
     base, _ = runs
     for stage in ("vae", "s1", "s2"):
@@ -92,6 +95,7 @@ def test_every_stage_writes_a_bundle_checkpoints_and_a_loss_plot(runs):
     assert probe_video(videos[0]).has_audio
 
 
+@pytest.mark.integration
 def test_losses_fall(runs, tmp_path):
     base, data = runs
     from musedance_core.checkpoints.bundle import save_bundle
@@ -107,6 +111,7 @@ def test_losses_fall(runs, tmp_path):
         base / "s1/model.safetensors", data, "motion")
 
 
+@pytest.mark.integration
 def test_stage2_trains_only_its_parts(runs):
     base, _ = runs
     before = load_file(str(base / "s1/model.safetensors"))
@@ -120,6 +125,7 @@ def test_stage2_trains_only_its_parts(runs):
     assert load_bundle(base / "s2/model.safetensors").config.caption_film
 
 
+@pytest.mark.integration
 def test_decoder_stage_changes_only_the_decoder(runs, tmp_path):
     base, data = runs
     _train("tiny_decoder.yaml", f"data={data}", f"init={base / 's2/model.safetensors'}",
@@ -132,6 +138,7 @@ def test_decoder_stage_changes_only_the_decoder(runs, tmp_path):
     assert scale[0].config.vae["scaling_factor"] == scale[1].config.vae["scaling_factor"]  # the UNets' latent space
 
 
+@pytest.mark.integration
 def test_kill_9_then_resume_matches_an_unbroken_run(runs, tmp_path):
     base, data = runs
     args = [f"data={data}", f"init={base / 's1/model.safetensors'}", "max_steps=6", "num_frames=8",
@@ -169,6 +176,7 @@ def test_kill_9_then_resume_matches_an_unbroken_run(runs, tmp_path):
     assert not all(torch.equal(exported[k], b[k]) for k in weights)  # the EMA bundle differs
 
 
+@pytest.mark.integration
 def test_trained_bundle_animates_in_the_pipeline(runs):
     import numpy as np
 
@@ -186,6 +194,7 @@ def test_trained_bundle_animates_in_the_pipeline(runs):
     assert result.frames.shape == (8, 64, 64, 3) and torch.isfinite(result.frames).all()
 
 
+@pytest.mark.integration
 def test_trained_bundle_loads_in_the_comfyui_loader(runs, tmp_path):
     from tests.comfy_host import ComfyHost, require_comfy
 
@@ -217,6 +226,7 @@ def test_trained_bundle_loads_in_the_comfyui_loader(runs, tmp_path):
         assert any(p.suffix == ".webp" for p in host.output_files(entry))
 
 
+@pytest.mark.integration
 def test_data_of_another_music_encoder_sizes_a_new_model_and_refuses_an_old_one(runs, tmp_path):
     """Features from a learned encoder (here 12 values per frame under another id) give a fresh
     model a music branch of that width; a bundle trained on spectral features is refused."""
@@ -252,6 +262,7 @@ def test_data_of_another_music_encoder_sizes_a_new_model_and_refuses_an_old_one(
     assert "come from 'hubert:hubert-tiny:mean' (12 values per frame)" in refused.stderr
 
 
+@pytest.mark.integration
 def test_export_bundle_from_a_checkpoint_equals_the_run_s_bundle(runs, tmp_path):
     base, data = runs
     common = ["training/export_bundle.py", "--config", "training/configs/tiny_stage2.yaml", "--set", f"data={data}",
@@ -279,13 +290,13 @@ def test_export_bundle_from_a_checkpoint_equals_the_run_s_bundle(runs, tmp_path)
 
 
 def test_a_checkpoint_from_before_caption_film_is_refused_with_the_fix():
-    from training.train import check_checkpoint_parts
+    from musedance_core.training.checkpoint import check_checkpoint_parts
 
     trainable = {"beat.film_in.weight": 0, "beat.film_text.weight": 0, "beat.film_text.bias": 0}
     check_checkpoint_parts(Path("ckpt"), dict(trainable), trainable)  # same parts: accepted
-    with pytest.raises(SystemExit, match="--set caption_film=false"):
+    with pytest.raises(TrainError, match="--set caption_film=false"):
         check_checkpoint_parts(Path("ckpt"), {"beat.film_in.weight": 0}, trainable)
-    with pytest.raises(SystemExit, match="config .* of the run that wrote it"):
+    with pytest.raises(TrainError, match="config .* of the run that wrote it"):
         check_checkpoint_parts(Path("ckpt"), {"motion.x": 0}, trainable)
 
 
@@ -311,33 +322,33 @@ def test_timestep_shift_must_be_positive(shift):
 
 
 def test_caption_dropout_empties_only_captions_of_conditioned_samples():
-    from musedance_core.training.steps import _uncond_first, sample_generators
+    from musedance_core.training.steps import condition_dropout, sample_generators
 
     b = 400
     batch = {"caption": [f"clip {i} bounces" for i in range(b)], "pixels": torch.arange(b)}
-    plain, n_plain, _ = _uncond_first(batch, 0.1, sample_generators(1, range(b)))
-    out, n, _ = _uncond_first(batch, 0.1, sample_generators(1, range(b)), caption_dropout=0.25)
+    plain, n_plain, _ = condition_dropout(batch, 0.1, sample_generators(1, range(b)))
+    out, n, _ = condition_dropout(batch, 0.1, sample_generators(1, range(b)), caption_dropout=0.25)
     assert n == n_plain and torch.equal(out["pixels"], plain["pixels"])  # same dropped samples, same order
     assert out["caption"][:n] == [""] * n
     emptied = [i for i in range(n, b) if out["caption"][i] == ""]
     assert 0.15 * (b - n) < len(emptied) < 0.35 * (b - n)
     for i in range(n, b):  # the others keep their own caption, aligned with their pixels
         assert out["caption"][i] in ("", f"clip {int(out['pixels'][i])} bounces")
-    again, _, _ = _uncond_first(batch, 0.1, sample_generators(1, range(b)), caption_dropout=0.0)
+    again, _, _ = condition_dropout(batch, 0.1, sample_generators(1, range(b)), caption_dropout=0.0)
     assert again["caption"] == plain["caption"]  # off: the random stream of earlier runs is unchanged
 
 
 def test_each_sample_draws_the_same_dropout_wherever_it_lands():
     """Per-sample generators: a sample's draws depend on its number, not on its batch or place."""
-    from musedance_core.training.steps import _uncond_first, sample_generators
+    from musedance_core.training.steps import condition_dropout, sample_generators
 
     numbers = list(range(100, 140))
     batch = {"caption": [f"clip {k}" for k in numbers], "sample": torch.tensor(numbers)}
-    whole, n, _ = _uncond_first(batch, 0.3, sample_generators(7, numbers), caption_dropout=0.3)
+    whole, n, _ = condition_dropout(batch, 0.3, sample_generators(7, numbers), caption_dropout=0.3)
     halves = []
     for part in (numbers[:20], numbers[20:][::-1]):  # other batches, another order
         sub = {"caption": [f"clip {k}" for k in part], "sample": torch.tensor(part)}
-        out, _, _ = _uncond_first(sub, 0.3, sample_generators(7, part), caption_dropout=0.3)
+        out, _, _ = condition_dropout(sub, 0.3, sample_generators(7, part), caption_dropout=0.3)
         halves += list(zip(out["sample"].tolist(), out["caption"]))
     assert sorted(halves) == sorted(zip(whole["sample"].tolist(), whole["caption"]))
     assert 0 < n < len(numbers)
@@ -358,7 +369,7 @@ def test_stage2_from_a_model_with_other_beat_columns_gets_a_fresh_beat_branch(tm
     from musedance_core.models.musedance import MuseDanceModel
     from musedance_core.training.config import load_train_config
     from musedance_core.types import BEAT_FEATURE_NAMES, LEGACY_BEAT_FEATURE_NAMES
-    from training.train import build_model
+    from musedance_core.training.model_setup import build_model
 
     torch.manual_seed(0)
     old = MuseDanceModel(tiny_config().with_changes(beat_features=LEGACY_BEAT_FEATURE_NAMES))
@@ -372,7 +383,7 @@ def test_stage2_from_a_model_with_other_beat_columns_gets_a_fresh_beat_branch(tm
     assert same.config.beat_features == LEGACY_BEAT_FEATURE_NAMES
     frozen = load_train_config(ROOT / "training/configs/tiny_stage2.yaml",
                                [f"init={tmp_path / 'stage1.safetensors'}", "train=[motion, music]"])
-    with pytest.raises(SystemExit, match="train the beat part too"):
+    with pytest.raises(TrainError, match="train the beat part too"):
         build_model(frozen, music, BEAT_FEATURE_NAMES)
 
 
@@ -403,7 +414,7 @@ def _saved_tiny(path: Path) -> Path:
 def test_zero_terminal_snr_gives_the_model_a_v_schedule_that_ends_in_pure_noise(tmp_path):
     from musedance_core.schedulers import make_scheduler
     from musedance_core.training.config import load_train_config
-    from training.train import build_model
+    from musedance_core.training.model_setup import build_model
 
     init = _saved_tiny(tmp_path / "s1.safetensors")
     music = ("spectral-v1", load_bundle(init).config.music_dim)
@@ -426,11 +437,11 @@ def test_zero_terminal_snr_gives_the_model_a_v_schedule_that_ends_in_pure_noise(
 ])
 def test_a_schedule_change_the_model_cannot_learn_is_refused(tmp_path, overrides, message):
     from musedance_core.training.config import load_train_config
-    from training.train import build_model
+    from musedance_core.training.model_setup import build_model
 
     init = _saved_tiny(tmp_path / "s1.safetensors")
     cfg = load_train_config(ROOT / "training/configs/tiny_stage2.yaml", [f"init={init}", *overrides])
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(TrainError, match=message):
         build_model(cfg, ("spectral-v1", load_bundle(init).config.music_dim))
 
 
@@ -452,7 +463,7 @@ def test_min_snr_weights_of_v_prediction_keep_the_pure_noise_step():
 def test_reinit_starts_the_named_parts_afresh_and_keeps_the_others(tmp_path):
     from musedance_core.training.config import load_train_config
     from musedance_core.training.steps import named_trainable
-    from training.train import build_model
+    from musedance_core.training.model_setup import build_model
 
     init = _saved_tiny(tmp_path / "s1.safetensors")
     old = load_bundle(init)
@@ -495,6 +506,7 @@ def test_repeat_by_style_lists_the_named_styles_more_often_in_place():
         repeat_by_style(records, {"tlit": 2})
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("override, message", [
     ("repeat_by_style={tlit: 2}", "repeat_by_style names ['tlit'], which no training clip has"),
     ("repeat_by_style={tilt: 0.5}", "'tilt' must repeat a whole number of times (1 or more); got 0.5"),
@@ -509,6 +521,7 @@ def test_train_py_reports_a_style_mistake_as_one_line_not_a_traceback(runs, tmp_
     assert not (tmp_path / "out").exists()  # refused before anything is written: no empty run folder
 
 
+@pytest.mark.integration
 def test_resume_with_another_repeat_by_style_is_refused(runs, tmp_path):
     """The saved data position indexes the epoch list repeat_by_style makes: a changed setting would
     silently skip or repeat clips, so train.py names both settings and stops."""

@@ -16,8 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from musedance_core.errors import MuseDanceError, TrainError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,18 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     from musedance_core.training.checkpoint import latest_checkpoint
     from musedance_core.training.config import load_train_config
     from musedance_core.training.data import read_manifest
-    from training.train import bundle_from_checkpoint
+    from musedance_core.training.export import bundle_from_checkpoint
 
     args = parse_args(argv)
     cfg = load_train_config(args.config, args.set)
     checkpoint = args.checkpoint or latest_checkpoint(cfg.output_dir)
     if checkpoint is None or not (Path(checkpoint) / "trainable.safetensors").is_file():
-        raise SystemExit(f"export_bundle: no checkpoint in '{args.checkpoint or cfg.output_dir}'; "
+        raise TrainError(f"no checkpoint in '{args.checkpoint or cfg.output_dir}'; "
                          "pass --checkpoint DIR (a checkpoint-NNNNNNN folder of the run).")
     if args.out.suffix != ".safetensors":
-        raise SystemExit(f"export_bundle: --out must end in .safetensors; got '{args.out}'.")
+        raise TrainError(f"--out must end in .safetensors; got '{args.out}'.")
     if args.out.resolve() == (Path(cfg.output_dir) / "model.safetensors").resolve():
-        raise SystemExit(f"export_bundle: --out '{args.out}' is the run's own final bundle (a finished run's mark); "
+        raise TrainError(f"--out '{args.out}' is the run's own final bundle (a finished run's mark); "
                          "write the export elsewhere.")
     records = tuple(read_manifest(cfg.data, "train"))
     bundle, step, ema = bundle_from_checkpoint(cfg, records, Path(checkpoint), args.out, use_ema=not args.no_ema)
@@ -55,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from musedance_core.errors import MuseDanceError
-
     try:
         sys.exit(main())
     except MuseDanceError as exc:  # a config or data mistake: the reason, not a traceback

@@ -1,6 +1,6 @@
 """The MuseDance bundle: one ``.safetensors`` file with the model's tensors and its config.
 
-Layout (DESIGN.md section 4):
+Layout (docs/ARCHITECTURE.md, File formats):
 - tensors are prefixed by component: ``vae.``, ``text_encoder.``, ``reference_unet.``,
   ``denoising_unet.`` (the spatial SD 1.5 layers), ``motion.`` (the AnimateDiff motion modules,
   in MotionAdapter / UNetMotionModel names), ``music.``, ``beat.``;

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import TrainError
+
 LATEST = "latest"
 SHARDINGS = ("fsdp", "deepspeed")
 DEEPSPEED_TAG = "pytorch_model"  # the folder accelerate's save_state gives DeepSpeed's checkpoint (its MODEL_NAME)
@@ -131,7 +133,10 @@ def save_sharded_state(accelerator, sharding: str, model: torch.nn.Module, optim
     target = folder / sharding
     if sharding == "fsdp":
         from accelerate.utils import save_fsdp_optimizer
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+        )
 
         full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True,
                                                                     ignore_frozen_params=True))
@@ -142,7 +147,9 @@ def save_sharded_state(accelerator, sharding: str, model: torch.nn.Module, optim
         accelerator.wait_for_everyone()  # every shard on disk before the main process reads them
         full = None
         if accelerator.is_main_process:
-            from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+            from deepspeed.utils.zero_to_fp32 import (
+                get_fp32_state_dict_from_zero_checkpoint,
+            )
 
             full = get_fp32_state_dict_from_zero_checkpoint(str(target), tag=DEEPSPEED_TAG,
                                                             exclude_frozen_parameters=True)
@@ -185,3 +192,33 @@ def _prune(out_dir: Path, keep: int) -> None:
     done = sorted(p for p in out_dir.glob("checkpoint-*") if p.is_dir())
     for old in done[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_checkpoint_parts(checkpoint: Path, weights: dict, trainable: dict) -> None:
+    """Refuse a checkpoint whose tensors are not the parts this config trains, naming the difference
+    (a run from before ``caption_film`` lacks ``beat.film_text``)."""
+    if set(weights) == set(trainable):
+        return
+    extra, missing = sorted(set(weights) - set(trainable)), sorted(set(trainable) - set(weights))
+    hint = ("it was written without caption_film: continue it with --set caption_film=false"
+            if missing and all(k.startswith("beat.film_text.") for k in missing) and not extra
+            else "give the config (train parts, --set overrides) of the run that wrote it")
+    raise TrainError(f"checkpoint '{checkpoint}' does not hold the parts this config trains "
+                     f"(unexpected {extra[:3]}, missing {missing[:3]}); {hint}.")
+
+
+def check_same_epoch_list(checkpoint: Path, state: dict, repeat: dict) -> None:
+    """Refuse to resume with another ``repeat_by_style``: the saved data position indexes the epoch's
+    clip list, which that setting makes, so the run would silently skip or repeat clips."""
+    saved = state.get("repeat_by_style")  # absent in checkpoints of older runs: nothing to compare
+    if saved is not None and saved != dict(repeat):
+        raise TrainError(f"checkpoint '{checkpoint}' was written with repeat_by_style={saved}, this run asks for "
+                         f"{dict(repeat)}; resume with --set \"repeat_by_style={saved or '{}'}\" or start a new output_dir.")
+
+
+def samples_of(state: dict, clips: int) -> int:
+    """Samples a checkpoint's run had seen; checkpoints from before the count hold (epoch, position)."""
+    if "samples" in state:
+        return int(state["samples"])
+    data = state.get("data", {})
+    return int(data.get("epoch", 0)) * clips + int(data.get("position", 0))

@@ -1,14 +1,29 @@
-"""Training configuration: one frozen dataclass, read from YAML (with command-line overrides)."""
+"""Training configuration: one frozen dataclass, read from YAML (with command-line overrides).
+
+Every default lives here once: the loss settings (``LossSettings``, what a training step needs)
+and the run settings (``TrainConfig``, which takes its loss defaults from ``LossSettings``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
 
-STAGES = ("vae", "appearance", "motion")
+STAGES = ("vae", "appearance", "motion")  # vae: only for models without a pretrained VAE (tiny)
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """What a training step's loss depends on besides the model and the batch (steps.py)."""
+    noise_offset: float = 0.05
+    min_snr_gamma: float = 5.0
+    uncond_fraction: float = 0.1  # condition dropout
+    caption_dropout: float = 0.0  # stage 2, of the conditioned samples: empty prompt, other conditions kept
+    mask_weight: float = 1.0  # loss weight = 1 + mask_weight * subject mask (both diffusion stages)
+    timestep_shift: float = 1.0  # > 1: more training at high noise (SD3 shift), where the motion is decided
 
 
 @dataclass(frozen=True)
@@ -42,12 +57,13 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     use_8bit_adam: bool = False
     ema_decay: float = 0.0  # 0 = no EMA
-    noise_offset: float = 0.05
-    min_snr_gamma: float = 5.0
-    uncond_fraction: float = 0.1
-    caption_dropout: float = 0.0  # stage 2: empty prompt with the other conditions, for prompt guidance
-    mask_weight: float = 1.0
-    timestep_shift: float = 1.0  # > 1 trains more at high noise (SD3 shift); 1 = uniform timesteps
+    # the loss settings, defaults from LossSettings
+    noise_offset: float = LossSettings.noise_offset
+    min_snr_gamma: float = LossSettings.min_snr_gamma
+    uncond_fraction: float = LossSettings.uncond_fraction
+    caption_dropout: float = LossSettings.caption_dropout
+    mask_weight: float = LossSettings.mask_weight
+    timestep_shift: float = LossSettings.timestep_shift
     num_frames: int = 16  # stage 2 clip length
     reference_window: int = 12  # stage 1: reference at most this many frames from the target
     repeat_by_style: dict = field(default_factory=dict)  # {style: n}: clips of that manifest style n times per epoch
@@ -80,6 +96,45 @@ class TrainConfig:
             raise InputError(f"data_workers must be 0 or more; got {self.data_workers}.")
         if not self.timestep_shift > 0:
             raise InputError(f"timestep_shift must be above 0 (1 = uniform timesteps); got {self.timestep_shift}.")
+
+    def loss_settings(self) -> LossSettings:
+        return LossSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(LossSettings)})
+
+
+def coerce(key: str, value, kind):
+    """``value`` as the field's type: YAML reads "3e-4" as a string and ``1`` as an int where a float
+    is meant; anything that is not that type, or cannot be read as it, is a clear error."""
+    origin = typing.get_origin(kind) or kind
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif origin in (int, float):
+        if isinstance(value, bool):
+            pass  # True is an int to Python, never a number to a user
+        elif isinstance(value, origin) or (origin is float and isinstance(value, int)):
+            return origin(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value) if origin is float else int(value)
+            except ValueError:
+                pass
+            else:
+                return number
+    elif origin is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (list, dict):
+        if isinstance(value, origin):
+            return value
+        if origin is list and isinstance(value, str):  # train=motion on the command line
+            return [value]
+    else:
+        return value
+    name = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+            list: "a list, e.g. [motion, music]", dict: "a mapping, e.g. {tilt: 3}"}[origin]
+    raise InputError(f"training config '{key}' must be {name}; got {value!r}.")
 
 
 def _parse_value(text: str):
@@ -124,15 +179,8 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     unknown = sorted(set(data) - known)
     if unknown:
         raise InputError(f"unknown training config keys {unknown} in {path.name}; known: {sorted(known)}.")
-    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
-    for key, value in data.items():  # YAML reads "3e-4" as a string; numbers are numbers here
-        try:
-            if types[key] == "float" and isinstance(value, (str, int)):
-                data[key] = float(value)
-            elif types[key] == "int" and isinstance(value, str):
-                data[key] = int(value)
-        except ValueError as exc:
-            raise InputError(f"training config '{key}' must be a number; got {value!r}.") from exc
+    types = typing.get_type_hints(TrainConfig)
+    data = {key: coerce(key, value, types[key]) for key, value in data.items()}
     root = path.resolve().parents[2] if path.resolve().parent.name == "configs" else Path.cwd()
     for key in ("data", "output_dir", "init", "base", "motion", "animate_anyone", "tokenizer"):
         if data.get(key) and not Path(data[key]).is_absolute():

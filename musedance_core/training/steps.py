@@ -1,6 +1,6 @@
 """One training step's loss for each stage, and which parameters each stage trains.
 
-Stages (DESIGN.md section 1; ``vae`` only for models without a pretrained VAE, like ``tiny``):
+Stages (docs/ARCHITECTURE.md, Training; ``vae`` only for models without a pretrained VAE, like ``tiny``):
 - ``vae``: autoencoder reconstruction (L1 + MSE + a small KL) on single frames.
 - ``appearance`` (stage 1): single target frames, a reference frame from a short window of the
   same clip, ReferenceNet + spatial layers, subject-mask-weighted loss; motion modules bypassed.
@@ -21,26 +21,20 @@ losses, so the mean over processes (DDP's gradient average) is the mean over the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..models.musedance import MuseDanceModel
-from .losses import diffusion_loss, min_snr_weights, offset_noise, sample_timesteps, training_target
+from .config import STAGES, LossSettings
+from .losses import (
+    diffusion_loss,
+    min_snr_weights,
+    offset_noise,
+    sample_timesteps,
+    training_target,
+)
 
-STAGES = ("vae", "appearance", "motion")
 PARTS = ("vae", "vae_decoder", "text_encoder", "reference_unet", "spatial", "spatial_resnets", "motion", "music", "beat")
 VAE_KL_WEIGHT = 1e-6
-
-
-@dataclass(frozen=True)
-class LossSettings:
-    noise_offset: float = 0.05
-    min_snr_gamma: float = 5.0
-    uncond_fraction: float = 0.1  # condition dropout
-    caption_dropout: float = 0.0  # of the conditioned samples: empty prompt, other conditions kept
-    mask_weight: float = 1.0  # loss weight = 1 + mask_weight * subject mask (both diffusion stages)
-    timestep_shift: float = 1.0  # > 1: more training at high noise, where the motion is decided
 
 
 def named_trainable(model: MuseDanceModel, parts: list[str]) -> dict[str, torch.nn.Parameter]:
@@ -103,7 +97,7 @@ def vae_loss(model: MuseDanceModel, batch: dict, seed: int, mask_weight: float =
     return (rec + VAE_KL_WEIGHT * dist.kl()).mean()
 
 
-def _uncond_first(batch: dict, fraction: float, generators: list[torch.Generator],
+def condition_dropout(batch: dict, fraction: float, generators: list[torch.Generator],
                   caption_dropout: float = 0.0) -> tuple[dict, int, list[torch.Generator]]:
     """Reorder the batch so the dropped (unconditional) samples come first; returns it, their count
     and the samples' generators in the new order. With ``caption_dropout``, that fraction of the
@@ -144,7 +138,7 @@ def _encode(model: MuseDanceModel, pixels: torch.Tensor, generators: list[torch.
 def diffusion_step_loss(model: MuseDanceModel, scheduler, batch: dict, stage: str, settings: LossSettings,
                         seed: int, music_scale: float = 1.0, beat_scale: float = 1.0) -> torch.Tensor:
     """Loss of one ``appearance`` or ``motion`` batch (the mean of per-sample losses)."""
-    batch, n_uncond, generators = _uncond_first(batch, settings.uncond_fraction, _generators(batch, seed),
+    batch, n_uncond, generators = condition_dropout(batch, settings.uncond_fraction, _generators(batch, seed),
                                                 settings.caption_dropout)
     latents = _encode(model, batch["pixels"], generators)  # (B, 4, F, h, w)
     b = latents.shape[0]

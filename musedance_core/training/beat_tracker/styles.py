@@ -1,17 +1,17 @@
 """The style table of the procedural beat-tracker music: one row per style, data only.
 
 Why a module of its own: the table (per style its grooves, meters, tempo range, General-MIDI programs
-and weight) is what one edits to widen the training music, while ``beat_music`` is the engine that
+and weight) is what one edits to widen the training music, while ``music`` is the engine that
 plays a row (harmony, form, parts, time map, labels). The table imports nothing from the
 engine: a row names its builder by a string (``Style.builder``: "band", "chorale" or "beatless",
-dispatched by ``beat_music.BUILDERS``), so the dependency runs one way only.
+dispatched by ``music.BUILDERS``), so the dependency runs one way only.
 
 Grids are strings with one character per step and ``|`` between bars (a grid of several bars cycles);
 a bar's steps are spread evenly over its beats, so ``"X...X...X...X..."`` is four quarters of 4/4 in
 sixteenths and ``"xooxoo"`` a bar of 6/8 in eighths. Drum letters are velocities (``X`` accent, ``x``,
 ``o``, ``g`` ghost; ``.`` rest); bass letters are chord degrees (``r`` root, ``o`` octave, ``3 5 6 7``,
 ``a`` chromatic approach to the next chord; the pattern ``"walk"`` is a walking bass); comping grids
-only place the hits. A style's ``params`` are read by its builder (``beat_music.build_band``: drums,
+only place the hits. A style's ``params`` are read by its builder (``music.build_band``: drums,
 bass, comps, pad, melody, form and swing knobs; ``build_beatless``: the kind of texture).
 """
 
@@ -50,7 +50,7 @@ class Style:
     weight: float
     bpm: tuple[float, float]  # of the labelled beat
     meters: tuple[str, ...]
-    builder: str  # a key of ``beat_music.BUILDERS``: "band", "chorale" or "beatless"
+    builder: str  # a key of ``music.BUILDERS``: "band", "chorale" or "beatless"
     params: dict
 
 
@@ -70,7 +70,7 @@ def _chorale_style(name: str, weight: float, bpm: tuple[float, float], meters: t
 
 def _comp(patterns: tuple[str, ...], programs: tuple[int, ...], kind: str = "block", register: int = 55,
           legato: float = 0.9, size: int = 4, vel: float = 80, pedal: bool = False) -> dict:
-    """A comping part for ``_band_style(comps=...)``; ``kind`` as in ``beat_music.add_comp``."""
+    """A comping part for ``_band_style(comps=...)``; ``kind`` as in ``music.add_comp``."""
     return {"patterns": patterns, "programs": programs, "kind": kind, "register": register, "legato": legato,
             "size": size, "vel": vel, "pedal": pedal}
 

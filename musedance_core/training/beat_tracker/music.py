@@ -4,7 +4,7 @@ Why: the tracker may be trained on nothing public (no recordings, no MIDI or sco
 its training music is composed here, from scratch, by small rules: a style table (grooves written as
 drum/bass/comp grids, meters, tempo ranges, General-MIDI programs), a harmony model (keys,
 progressions, voicings), a melody random walk and a time map. This module is the engine; the style
-table it plays lives in ``beat_styles``. ``beat_render`` turns a ``Piece`` into audio with FluidSynth
+table it plays lives in ``styles``. ``render`` turns a ``Piece`` into audio with FluidSynth
 and augments it.
 
 Label convention (the beat a dancer steps to): the quarter note in 2/4, 3/4 and 4/4; the dotted
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from musedance_core.training.beat_styles import (
+from .styles import (
     CATEGORIES,
     DRUM_KEYS,
     NO_BEAT,

@@ -1,61 +1,39 @@
-"""Training the beat and downbeat network (``musedance_core.audio.beat_net``) on rendered music.
-
-Data: a folder written by ``training/make_beat_data.py`` — ``<name>.flac`` (mono, 22.05 kHz) and
-``<name>.json`` with ``beats``, ``downbeats`` (seconds) and ``beats_per_bar`` (0 = no beat). Every
-piece is turned into network input once (``log_mel``) and kept in memory as float16 (80 bands x
-50 frames/s = 16 kB per second of music).
+"""The beat tracker's training material: rendered pieces (<name>.flac + <name>.json with beats,
+downbeats and meter, written by training/make_beat_data.py) turned into log-mel input and frame
+targets once and kept in memory as float16 (80 bands x 50 frames/s = 16 kB per second of music),
+beatless noise and speech-like babble made on the fly, and the batches of a step.
 
 Targets: 1 at the frame of each beat (downbeat), 0.5 on the frames either side (a beat falls
-between two frames; the widening of Böck & Davies), 0 elsewhere; plain binary cross-entropy, so
-the outputs stay probabilities that the decoder can read as such.
-
-Batches are drawn from a generator seeded with (seed, step): the run is deterministic, and resuming
-at step k draws exactly what an unbroken run would have drawn. A share of the batch items is
-replaced by beatless noise (white to brown, hum) or speech-like babble, so that the net learns to
-stay quiet on them.
-"""
+between two frames; the widening of Boeck & Davies), 0 elsewhere. Batches are drawn from a
+generator seeded with (seed, step): resuming at step k draws exactly what an unbroken run would
+have drawn."""
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from ..audio.beat_net import FRAME_RATE, NET_SAMPLE_RATE, BeatNet, BeatNetConfig, log_mel
-from ..errors import MuseDanceError
+from ...audio.beat_net import (
+    FRAME_RATE,
+    NET_SAMPLE_RATE,
+    log_mel,
+)
+from ...errors import MuseDanceError
+
+if TYPE_CHECKING:
+    from .trainer import BeatTrainConfig
+
 
 NEIGHBOUR_TARGET = 0.5
 
 
 class BeatDataError(MuseDanceError):
     """A beat training folder is missing, empty or holds unreadable pieces."""
-
-
-@dataclass(frozen=True)
-class BeatTrainConfig:
-    data: str = "data/beats_train"
-    val_data: str | None = None
-    output_dir: str = "runs/beat_tracker"
-    steps: int = 3000
-    batch_size: int = 8
-    crop_seconds: float = 20.0
-    lr: float = 2e-3
-    min_lr: float = 5e-5
-    warmup_steps: int = 100
-    weight_decay: float = 1e-4
-    ema_decay: float = 0.998
-    noise_items: float = 0.08  # share of batch items replaced by beatless noise or speech-like babble
-    checkpoint_every: int = 250
-    log_every: int = 25
-    seed: int = 0
-    threads: int = 0  # torch threads; 0 = torch's default
-    max_pieces: int = 0  # 0 = all
-    net: BeatNetConfig = BeatNetConfig()
 
 
 @dataclass
@@ -199,73 +177,3 @@ def make_batch(pieces: list[Piece], cfg: BeatTrainConfig, step: int) -> tuple[to
         target[i, :n] = piece.target[start:start + n].float()
         mask[i, :n] = 1.0
     return mel, target, mask
-
-
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Masked binary cross-entropy over beat and downbeat outputs."""
-    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=2)
-    return (loss * mask).sum() / mask.sum().clamp_min(1.0)
-
-
-def learning_rate(cfg: BeatTrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def build_net(cfg: BeatTrainConfig) -> BeatNet:
-    torch.manual_seed(cfg.seed)
-    return BeatNet(cfg.net)
-
-
-class EMA:
-    """Exponential moving average of a module's parameters and buffers."""
-
-    def __init__(self, net: BeatNet, decay: float):
-        self.decay = decay
-        self.shadow = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, net: BeatNet) -> None:
-        for k, v in net.state_dict().items():
-            self.shadow[k].mul_(self.decay).add_(v.detach().float(), alpha=1 - self.decay)
-
-    def copy_to(self, net: BeatNet) -> BeatNet:
-        net.load_state_dict(self.shadow)
-        return net
-
-
-def piece_activations(net: BeatNet, pieces: list[Piece]) -> list[np.ndarray]:
-    """Beat and downbeat probabilities (T, 2) of each piece; the network runs once per piece."""
-    with torch.inference_mode():
-        return [torch.sigmoid(net(p.mel.float()[None])[0]).numpy().astype(np.float64) for p in pieces]
-
-
-def score_pieces(pieces: list[Piece], activations: list[np.ndarray], settings=None) -> list[dict]:
-    """Decode each piece's activations (default tempo range and meters) and score them against its
-    labels: one row per piece with its confidence and, where it has beats, beat and downbeat F."""
-    import warnings
-
-    import mir_eval  # a training dependency (requirements-dev.txt), imported only here
-
-    from ..audio.beat_decode import DecodeSettings, decode_beats
-    from ..audio.beats import DEFAULT_MAX_BPM, DEFAULT_MIN_BPM
-
-    def f_measure(reference: np.ndarray, estimated: np.ndarray) -> float:  # full lists: no 5 s trimming
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Estimated beats are empty.": scored 0, as meant
-            return round(mir_eval.beat.f_measure(np.asarray(reference, float), np.asarray(estimated, float)), 4)
-
-    rows = []
-    for piece, act in zip(pieces, activations, strict=True):
-        decoded = decode_beats(act, FRAME_RATE, DEFAULT_MIN_BPM, DEFAULT_MAX_BPM,
-                               settings=settings or DecodeSettings())
-        beats = decoded.beats / FRAME_RATE
-        labelled = len(piece.beats) > 0
-        rows.append({"piece": piece.name, "category": piece.category, "salience": round(decoded.salience, 3),
-                     "beat_f": f_measure(piece.beats, beats) if labelled else None,
-                     "downbeat_f": f_measure(piece.downbeats, beats[decoded.positions == 0]) if labelled else None,
-                     "num_beats": int(len(beats))})
-    return rows

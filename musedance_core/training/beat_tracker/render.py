@@ -1,4 +1,4 @@
-"""Render a composed ``beat_music.Piece`` with FluidSynth, then augment it, keeping the labels exact.
+"""Render a composed ``music.Piece`` with FluidSynth, then augment it, keeping the labels exact.
 
 Why: a beat tracker trained on clean synthesiser output learns the synthesiser. Each piece is played
 through one of several General-MIDI soundfonts (FluidR3_GM is held out for evaluation and refused
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musedance_core.training.beat_music import Piece
+from .music import Piece
 
 SAMPLE_RATE = 22050
 SYNTH_RATE = 44100
