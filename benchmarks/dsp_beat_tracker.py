@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musedance_core.audio.analysis import SpectralAnalysis, analyze
-from musedance_core.audio.beats import _finish, audible_beats, check_fps, check_tempo_range, tempo_from_beats
+from musedance_core.audio.beats import audible_beats, check_fps, check_tempo_range, make_beat_track, tempo_from_beats
 from musedance_core.audio.tempogram import beat_envelope, tempogram
 from musedance_core.errors import InputError
 from musedance_core.types import BeatTrack, num_video_frames
@@ -102,14 +102,14 @@ def track_beats_dsp(
     empty = np.zeros(0, np.float64)
     if analysis.is_silent:
         notes.append(f"no beat found: the audio is silent (loudest moment {analysis.peak_dbfs:.0f} dBFS).")
-        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, 0.0, notes)
+        return make_beat_track(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, 0.0, notes)
 
     envelope = beat_envelope(analysis)
     tempo = estimate_tempo(envelope, analysis.frame_rate, lo, hi)
     if tempo.clarity < MIN_PULSE_CLARITY:
         notes.append(f"no beat found: no steady pulse in the music (pulse clarity {tempo.clarity:.2f} "
                      f"< {MIN_PULSE_CLARITY}).")
-        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, tempo.clarity, notes)
+        return make_beat_track(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, tempo.clarity, notes)
 
     beat_frames = dp_beats(envelope, tempo.local_bpm, analysis.frame_rate)
     if tempo.bpm * 2 <= min(hi, PREFER_MAX_BPM) and midpoint_ratio(envelope, beat_frames) >= DOUBLE_TEMPO_RATIO:
@@ -119,12 +119,12 @@ def track_beats_dsp(
     beat_frames = trim_trailing_beats(beat_frames, analysis)
     if len(beat_frames) < 2:
         notes.append("no beat found: fewer than two beats were detected.")
-        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, tempo.clarity, notes)
+        return make_beat_track(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, tempo.clarity, notes)
     meter, phase = estimate_downbeats(beat_frames, analysis, beats_per_bar)
     beat_times = beat_frames / analysis.frame_rate
     downbeat_times = beat_times[phase::meter]
     bpm = tempo_from_beats(beat_times)
-    return _finish(analysis, fps, num_frames, beat_times, downbeat_times, bpm, meter, tempo.clarity, notes)
+    return make_beat_track(analysis, fps, num_frames, beat_times, downbeat_times, bpm, meter, tempo.clarity, notes)
 
 
 def estimate_tempo(envelope: np.ndarray, frame_rate: float, min_bpm: float, max_bpm: float) -> TempoEstimate:

@@ -31,6 +31,8 @@ from scripts.workflow_formats import strip_meta, ui_to_api
 from tests.checkpoint_files import TINY_CHANNELS, TINY_LAYERS, Randoms, animatediff_file, save
 from tests.comfy_host import PACK_NAME, ComfyHost, ComfyHostError, require_comfy
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 
 BUNDLE = DEMO_BUNDLE.name  # listed from the pack's assets/demo
@@ -87,11 +89,11 @@ def write_assembly_files(models: Path) -> None:
     save(lora, models / "checkpoints" / "not_a_base.safetensors")
 
 
-def _workflow(name: str) -> dict:
+def api_workflow(name: str) -> dict:
     return json.loads((ROOT / "example_workflows" / "api" / name).read_text())
 
 
-def _fast(flow: dict, **animate) -> dict:
+def fast_settings(flow: dict, **animate) -> dict:
     """Lower the sampling cost of a workflow (1 step, 64x64) and apply overrides."""
     flow = copy.deepcopy(flow)
     for node in flow.values():
@@ -100,11 +102,11 @@ def _fast(flow: dict, **animate) -> dict:
     return flow
 
 
-def _node(flow: dict, class_type: str) -> dict:
+def node_of(flow: dict, class_type: str) -> dict:
     return next(n["inputs"] for n in flow.values() if n["class_type"] == class_type)
 
 
-def _errors(entry: dict) -> list[dict]:
+def node_errors(entry: dict) -> list[dict]:
     return [data for name, data in entry["status"]["messages"] if name == "execution_error"]
 
 
@@ -138,17 +140,17 @@ def test_ui_and_api_workflows_agree(host, name):
     info = host.object_info()
     ui = json.loads((ROOT / "example_workflows" / name).read_text())
     assert ui["version"] == 0.4 and all(node["type"] in info for node in ui["nodes"])
-    assert ui_to_api(ui, info) == strip_meta(_workflow(name))
+    assert ui_to_api(ui, info) == strip_meta(api_workflow(name))
 
 
 def test_dance_workflow_makes_an_mp4_with_the_music(host):
     """As shipped but for the step count: size and fps left to the model (0 and the loader's fps)."""
-    flow = copy.deepcopy(_workflow("musedance_dance.json"))
-    _node(flow, "MuseDanceAnimateImage")["steps"] = 1
-    seconds = _node(flow, "TrimAudioDuration")["duration"]
+    flow = copy.deepcopy(api_workflow("musedance_dance.json"))
+    node_of(flow, "MuseDanceAnimateImage")["steps"] = 1
+    seconds = node_of(flow, "TrimAudioDuration")["duration"]
     loader = next(key for key, node in flow.items() if node["class_type"] == "MuseDanceModelLoader")
-    assert _node(flow, "MuseDanceMusicEncoder")["fps"] == _node(flow, "MuseDanceBeatExtractor")["fps"] == [loader, 1]
-    assert _node(flow, "MuseDanceAnimateImage")["width"] == _node(flow, "MuseDanceAnimateImage")["height"] == 0
+    assert node_of(flow, "MuseDanceMusicEncoder")["fps"] == node_of(flow, "MuseDanceBeatExtractor")["fps"] == [loader, 1]
+    assert node_of(flow, "MuseDanceAnimateImage")["width"] == node_of(flow, "MuseDanceAnimateImage")["height"] == 0
     entry = host.run(flow, timeout=300)
     videos = [p for p in host.output_files(entry) if p.suffix == ".mp4"]
     assert len(videos) == 1
@@ -160,36 +162,36 @@ def test_dance_workflow_makes_an_mp4_with_the_music(host):
 
 
 def test_an_api_prompt_saved_before_prompt_guidance_still_runs(host):
-    flow = _fast(_workflow("musedance_dance.json"))
-    _node(flow, "TrimAudioDuration")["duration"] = 1.0
-    del _node(flow, "MuseDanceAnimateImage")["prompt_guidance"]
+    flow = fast_settings(api_workflow("musedance_dance.json"))
+    node_of(flow, "TrimAudioDuration")["duration"] = 1.0
+    del node_of(flow, "MuseDanceAnimateImage")["prompt_guidance"]
     entry = host.run(flow, timeout=300)
-    assert not _errors(entry)
+    assert not node_errors(entry)
     assert any(p.suffix == ".mp4" for p in host.output_files(entry))
 
 
 def test_long_video_workflow_runs_in_windows(host):
-    flow = _fast(_workflow("musedance_long_video.json"), context_length=8, context_overlap=2)
-    _node(flow, "TrimAudioDuration")["duration"] = 6.0
+    flow = fast_settings(api_workflow("musedance_long_video.json"), context_length=8, context_overlap=2)
+    node_of(flow, "TrimAudioDuration")["duration"] = 6.0
     entry = host.run(flow, timeout=600)
     info = probe_video(next(p for p in host.output_files(entry) if p.suffix == ".mp4"))
     assert info.num_frames == 72 and info.has_audio
 
 
 def test_beats_only_workflow_saves_the_plot(host):
-    entry = host.run(_workflow("musedance_beats_only.json"), timeout=120)
+    entry = host.run(api_workflow("musedance_beats_only.json"), timeout=120)
     plots = [p for p in host.output_files(entry) if p.suffix == ".png"]
     assert len(plots) == 1 and plots[0].stat().st_size > 1000
-    nudged = _workflow("musedance_beats_only.json")
-    _node(nudged, "MuseDanceBeatExtractor")["beat_offset_ms"] = 40.0  # the optional input, through the API
+    nudged = api_workflow("musedance_beats_only.json")
+    node_of(nudged, "MuseDanceBeatExtractor")["beat_offset_ms"] = 40.0  # the optional input, through the API
     assert [p for p in host.output_files(host.run(nudged, timeout=120)) if p.suffix == ".png"]
-    out_of_range = _workflow("musedance_beats_only.json")
-    _node(out_of_range, "MuseDanceBeatExtractor")["beat_offset_ms"] = 5000.0
-    _expect_node_error(host, out_of_range, "MuseDanceBeatExtractor", "beat_offset_ms")
+    out_of_range = api_workflow("musedance_beats_only.json")
+    node_of(out_of_range, "MuseDanceBeatExtractor")["beat_offset_ms"] = 5000.0
+    expect_node_error(host, out_of_range, "MuseDanceBeatExtractor", "beat_offset_ms")
 
 
 def test_interrupt_mid_sampling_then_serve_the_next_prompt(host):
-    flow = _fast(_workflow("musedance_dance.json"), steps=200, seed=123)
+    flow = fast_settings(api_workflow("musedance_dance.json"), steps=200, seed=123)
     started = host.log_text().count(SAMPLING_LINE)
     prompt_id = host.queue(flow)
     deadline = time.monotonic() + 180
@@ -200,7 +202,7 @@ def test_interrupt_mid_sampling_then_serve_the_next_prompt(host):
     entry = host.wait(prompt_id, timeout=120, check=False)
     interrupted = [data for name, data in entry["status"]["messages"] if name == "execution_interrupted"]
     assert interrupted and interrupted[0]["node_type"] == "MuseDanceAnimateImage"  # stopped inside sampling
-    host.run(_workflow("musedance_beats_only.json"), timeout=120)  # the server still serves
+    host.run(api_workflow("musedance_beats_only.json"), timeout=120)  # the server still serves
 
 
 def _dance_frames(host, animate: dict | None = None, **loader) -> np.ndarray:
@@ -209,9 +211,9 @@ def _dance_frames(host, animate: dict | None = None, **loader) -> np.ndarray:
     the sampled frames are)."""
     from PIL import Image
 
-    flow = _fast(_workflow("musedance_dance.json"), seed=5, **(animate or {}))
-    _node(flow, "TrimAudioDuration")["duration"] = 1.0
-    _node(flow, "MuseDanceModelLoader").update(loader)
+    flow = fast_settings(api_workflow("musedance_dance.json"), seed=5, **(animate or {}))
+    node_of(flow, "TrimAudioDuration")["duration"] = 1.0
+    node_of(flow, "MuseDanceModelLoader").update(loader)
     animate = next(key for key, node in flow.items() if node["class_type"] == "MuseDanceAnimateImage")
     flow["lossless"] = {"class_type": "SaveImage", "inputs": {"images": [animate, 0], "filename_prefix": "frames"}}
     entry = host.run(flow, timeout=300)
@@ -236,19 +238,19 @@ def test_loader_assembles_bundle_and_motion_module_by_value(host):
 
 
 def test_loader_names_wrong_files(host):
-    flow = _fast(_workflow("musedance_dance.json"))
-    _node(flow, "MuseDanceModelLoader").update(bundle="tiny-no-motion.safetensors",
+    flow = fast_settings(api_workflow("musedance_dance.json"))
+    node_of(flow, "MuseDanceModelLoader").update(bundle="tiny-no-motion.safetensors",
                                                motion_module="v2_lora_ZoomIn.safetensors")
-    _expect_node_error(host, flow, "MuseDanceModelLoader", "is an AnimateDiff motion LoRA")
-    _node(flow, "MuseDanceModelLoader").update(bundle="none", motion_module="none",
+    expect_node_error(host, flow, "MuseDanceModelLoader", "is an AnimateDiff motion LoRA")
+    node_of(flow, "MuseDanceModelLoader").update(bundle="none", motion_module="none",
                                                base_checkpoint="not_a_base.safetensors")
-    _expect_node_error(host, flow, "MuseDanceModelLoader", "MuseDance needs a Stable Diffusion 1.5 checkpoint")
-    _node(flow, "MuseDanceModelLoader").update(bundle="tiny-no-motion.safetensors", base_checkpoint="none")
-    _expect_node_error(host, flow, "MuseDanceModelLoader", "no file provides the motion")
-    host.run(_workflow("musedance_beats_only.json"), timeout=120)  # still healthy
+    expect_node_error(host, flow, "MuseDanceModelLoader", "MuseDance needs a Stable Diffusion 1.5 checkpoint")
+    node_of(flow, "MuseDanceModelLoader").update(bundle="tiny-no-motion.safetensors", base_checkpoint="none")
+    expect_node_error(host, flow, "MuseDanceModelLoader", "no file provides the motion")
+    host.run(api_workflow("musedance_beats_only.json"), timeout=120)  # still healthy
 
 
-def _expect_node_error(host, flow: dict, node_type: str, message: str) -> None:
+def expect_node_error(host, flow: dict, node_type: str, message: str) -> None:
     """The prompt is refused at validation, or the node fails at run time, with ``message``."""
     try:
         prompt_id = host.queue(flow)
@@ -256,40 +258,40 @@ def _expect_node_error(host, flow: dict, node_type: str, message: str) -> None:
         assert node_type in str(exc) and message in str(exc), str(exc)
         return
     entry = host.wait(prompt_id, timeout=300, check=False)
-    errors = _errors(entry)
+    errors = node_errors(entry)
     assert errors, entry["status"]
     assert errors[0]["node_type"] == node_type
     assert message in errors[0]["exception_message"], errors[0]["exception_message"]
 
 
 def test_bad_inputs_give_clear_node_errors_and_the_server_keeps_serving(host):
-    base = _fast(_workflow("musedance_dance.json"))
+    base = fast_settings(api_workflow("musedance_dance.json"))
     one_pixel = copy.deepcopy(base)
-    _node(one_pixel, "LoadImage")["image"] = "one_pixel.png"
-    _expect_node_error(host, one_pixel, "MuseDanceAnimateImage", "image is 1x1 pixels")
+    node_of(one_pixel, "LoadImage")["image"] = "one_pixel.png"
+    expect_node_error(host, one_pixel, "MuseDanceAnimateImage", "image is 1x1 pixels")
 
     corrupt = copy.deepcopy(base)
-    _node(corrupt, "LoadAudio")["audio"] = "corrupt.mp3"
+    node_of(corrupt, "LoadAudio")["audio"] = "corrupt.mp3"
     entry = host.wait(host.queue(corrupt), timeout=120, check=False)
-    assert _errors(entry) and _errors(entry)[0]["node_type"] == "LoadAudio"
+    assert node_errors(entry) and node_errors(entry)[0]["node_type"] == "LoadAudio"
 
     broken = copy.deepcopy(base)
-    _node(broken, "MuseDanceModelLoader")["bundle"] = "broken.safetensors"
-    _expect_node_error(host, broken, "MuseDanceModelLoader", "not a readable .safetensors file")
+    node_of(broken, "MuseDanceModelLoader")["bundle"] = "broken.safetensors"
+    expect_node_error(host, broken, "MuseDanceModelLoader", "not a readable .safetensors file")
 
     missing = copy.deepcopy(base)
-    _node(missing, "MuseDanceModelLoader")["bundle"] = "no_such_model.safetensors"
-    _expect_node_error(host, missing, "MuseDanceModelLoader", "'no_such_model.safetensors' is not in models/musedance")
+    node_of(missing, "MuseDanceModelLoader")["bundle"] = "no_such_model.safetensors"
+    expect_node_error(host, missing, "MuseDanceModelLoader", "'no_such_model.safetensors' is not in models/musedance")
 
     too_long = copy.deepcopy(base)
-    _node(too_long, "MuseDanceAnimateImage")["frames"] = 99999
-    _expect_node_error(host, too_long, "MuseDanceAnimateImage", "Value 99999 bigger than max of 4096")
+    node_of(too_long, "MuseDanceAnimateImage")["frames"] = 99999
+    expect_node_error(host, too_long, "MuseDanceAnimateImage", "Value 99999 bigger than max of 4096")
 
-    bad_tempo = _workflow("musedance_beats_only.json")
-    _node(bad_tempo, "MuseDanceBeatExtractor").update(min_bpm=150.0, max_bpm=100.0)
-    _expect_node_error(host, bad_tempo, "MuseDanceBeatExtractor", "min_bpm (150) must be lower than max_bpm (100)")
+    bad_tempo = api_workflow("musedance_beats_only.json")
+    node_of(bad_tempo, "MuseDanceBeatExtractor").update(min_bpm=150.0, max_bpm=100.0)
+    expect_node_error(host, bad_tempo, "MuseDanceBeatExtractor", "min_bpm (150) must be lower than max_bpm (100)")
 
-    host.run(_workflow("musedance_beats_only.json"), timeout=120)  # still healthy
+    host.run(api_workflow("musedance_beats_only.json"), timeout=120)  # still healthy
 
 
 def _music_graph(fps: float, encoder: str, loader: str | None) -> dict:
@@ -327,7 +329,7 @@ def test_the_encoder_list_reads_both_folders_and_names_no_paths(host):
     assert "hubert:tiny-hubert:mean" in _text(entry, "5")
     outside = _music_graph(12.0, "spectral", loader="tiny-mert")
     outside["3"]["inputs"]["encoder"] = str(host.models_dir / "musedance_music_encoders" / "tiny-mert")
-    _expect_node_error(host, outside, "MuseDanceMusicEncoderLoader", "encoder")
+    expect_node_error(host, outside, "MuseDanceMusicEncoderLoader", "encoder")
 
 
 def test_the_beat_schedule_drives_a_core_mask_node(host):
@@ -381,8 +383,8 @@ def test_notes_of_an_identical_second_run_reach_the_node(host):
     test_comfy_frontend). Once another prompt has pushed the node out of the cache, the same
     prompt runs it again in the same server process, and its notes come again: the core says a
     note every time (a Python warning shows once per code line per process)."""
-    flow = _fast(_workflow("musedance_dance.json"), frames=4000, seed=11)
-    _node(flow, "TrimAudioDuration")["duration"] = 1.0
+    flow = fast_settings(api_workflow("musedance_dance.json"), frames=4000, seed=11)
+    node_of(flow, "TrimAudioDuration")["duration"] = 1.0
     animate = next(key for key, node in flow.items() if node["class_type"] == "MuseDanceAnimateImage")
     note = "frames=4000 is longer than the music (12 frames at 12 fps)"
     log_lines = f"MuseDance Animate Image: {note}"  # the core's log line, labelled with the node's name
@@ -392,7 +394,7 @@ def test_notes_of_an_identical_second_run_reach_the_node(host):
     assert animate not in _cached(first) and note in _text(first, animate)
     cached = host.run(copy.deepcopy(flow), timeout=300)
     assert animate in _cached(cached) and _text(cached, animate) in ("", _text(first, animate))
-    host.run(_workflow("musedance_beats_only.json"), timeout=120)  # no Animate node: its cached output goes
+    host.run(api_workflow("musedance_beats_only.json"), timeout=120)  # no Animate node: its cached output goes
     again = host.run(copy.deepcopy(flow), timeout=300)
     assert animate not in _cached(again) and note in _text(again, animate)
     assert host.log_text().count(SAMPLING_LINE) - sampled == 2  # the node ran twice...

@@ -17,11 +17,11 @@ import pytest
 from tests.comfy_host import ComfyHost, ComfyHostError, require_comfy
 from tests.test_comfy_workflows import (
     SAMPLING_LINE,
-    _errors,
-    _expect_node_error,
-    _fast,
-    _node,
-    _workflow,
+    node_errors,
+    expect_node_error,
+    fast_settings,
+    node_of,
+    api_workflow,
 )
 
 ANIMATE, LOADER, BEATS, ENCODER = ("MuseDanceAnimateImage", "MuseDanceModelLoader", "MuseDanceBeatExtractor",
@@ -56,19 +56,19 @@ def host(tmp_path_factory):
 
 
 def _dance(**animate) -> dict:
-    flow = _fast(_workflow("musedance_dance.json"), **animate)
-    _node(flow, "TrimAudioDuration")["duration"] = 1.0
+    flow = fast_settings(api_workflow("musedance_dance.json"), **animate)
+    node_of(flow, "TrimAudioDuration")["duration"] = 1.0
     return flow
 
 
 def _with(flow: dict, class_type: str, **inputs) -> dict:
     flow = copy.deepcopy(flow)
-    _node(flow, class_type).update(inputs)
+    node_of(flow, class_type).update(inputs)
     return flow
 
 
 def _beats_only(**inputs) -> dict:
-    return _with(_workflow("musedance_beats_only.json"), BEATS, **inputs)
+    return _with(api_workflow("musedance_beats_only.json"), BEATS, **inputs)
 
 
 def _music_graph(encoder: str, loader: bool) -> dict:
@@ -134,9 +134,10 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("flow, node_type, message", [case[1:] for case in HOSTILE], ids=[c[0] for c in HOSTILE])
 def test_hostile_prompt_gives_one_clear_node_error(host, flow, node_type, message):
-    _expect_node_error(host, flow, node_type, message)
+    expect_node_error(host, flow, node_type, message)
 
 
 def _message(host, flow) -> str:
@@ -145,9 +146,10 @@ def _message(host, flow) -> str:
         prompt_id = host.queue(flow)
     except ComfyHostError as exc:
         return str(exc)
-    return _errors(host.wait(prompt_id, timeout=300, check=False))[0]["exception_message"]
+    return node_errors(host.wait(prompt_id, timeout=300, check=False))[0]["exception_message"]
 
 
+@pytest.mark.integration
 def test_comfyui_range_checks_stay_on_and_say_it_once(host):
     """validate_inputs names its inputs: ComfyUI still checks every other one, with one message."""
     text = _message(host, _with(_dance(), ANIMATE, steps=0))
@@ -156,6 +158,7 @@ def test_comfyui_range_checks_stay_on_and_say_it_once(host):
     assert text.count("must be smaller than context_length") <= 2  # once per named input, not once per input
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("node", [ENCODER, ENCODER_LOADER])
 def test_encoder_paths_are_refused_alike_whether_or_not_they_exist(host, node):
     texts = {name: _message(host, _music_graph(name, loader=node == ENCODER_LOADER))
@@ -165,6 +168,7 @@ def test_encoder_paths_are_refused_alike_whether_or_not_they_exist(host, node):
     assert "config.json" not in shapes.pop()
 
 
+@pytest.mark.integration
 def test_loader_defaults_to_the_demo_bundle(host):
     bundle = host.object_info(LOADER)["input"]["required"]["bundle"][1]
     assert bundle["default"] == "musedance-demo-tiny.safetensors"
@@ -172,7 +176,7 @@ def test_loader_defaults_to_the_demo_bundle(host):
 
 def _long_song_flow(song: str, **animate) -> dict:
     flow = _dance(**animate)
-    _node(flow, "LoadAudio")["audio"] = song
+    node_of(flow, "LoadAudio")["audio"] = song
     trim = next(key for key, node in flow.items() if node["class_type"] == "TrimAudioDuration")
     load = next(key for key, node in flow.items() if node["class_type"] == "LoadAudio")
     for node in flow.values():  # untrimmed: every input that took the trimmed audio takes the song
@@ -182,12 +186,13 @@ def _long_song_flow(song: str, **animate) -> dict:
     return flow
 
 
+@pytest.mark.integration
 def test_a_25_minute_song_is_refused_before_analysis(host):
     start = time.monotonic()
     flow = _long_song_flow("song_25min.wav", frames=0, width=512, height=512)
     entry = host.wait(host.queue(flow), timeout=120, check=False)
     seconds = time.monotonic() - start
-    error = _errors(entry)[0]
+    error = node_errors(entry)[0]
     assert error["node_type"] in (BEATS, ENCODER)
     assert "lasts 25:00, longer than the 20:00" in error["exception_message"]
     assert "TrimAudioDuration" in error["exception_message"]
@@ -195,17 +200,19 @@ def test_a_25_minute_song_is_refused_before_analysis(host):
     assert SAMPLING_LINE not in host.log_text()
 
 
+@pytest.mark.integration
 def test_a_long_song_with_frames_0_at_512_is_refused_before_sampling(host):
     """6 minutes at 12 fps = 4,320 frames: more than one run makes (the encoders take it)."""
     before = host.log_text().count(SAMPLING_LINE)
     start = time.monotonic()
     flow = _long_song_flow("song_6min.wav", frames=0, width=512, height=512)
-    _expect_node_error(host, flow, ANIMATE, "frames=0 takes the whole music, 4320 frames")
+    expect_node_error(host, flow, ANIMATE, "frames=0 takes the whole music, 4320 frames")
     assert "TrimAudioDuration" in _message(host, flow)
     assert host.log_text().count(SAMPLING_LINE) == before
     assert time.monotonic() - start < 120
 
 
+@pytest.mark.integration
 def test_frames_that_would_not_fit_in_memory_are_refused_before_sampling(host):
     import psutil
 
@@ -214,22 +221,24 @@ def test_frames_that_would_not_fit_in_memory_are_refused_before_sampling(host):
         pytest.skip("this machine has the memory for it")
     before = host.log_text().count(SAMPLING_LINE)
     flow = _long_song_flow("song_1min.wav", frames=0, width=2048, height=2048)
-    _expect_node_error(host, flow, ANIMATE, "frames=0 takes the whole music: 720 frames")
+    expect_node_error(host, flow, ANIMATE, "frames=0 takes the whole music: 720 frames")
     message = _message(host, flow)
     assert "GB of memory" in message and "TrimAudioDuration" in message and "width/height" in message
     assert host.log_text().count(SAMPLING_LINE) == before
 
 
+@pytest.mark.integration
 def test_192_khz_audio_comes_back_at_a_rate_save_video_writes(host):
     from musedance_core.video.reader import probe_video
 
     flow = _dance()
-    _node(flow, "LoadAudio")["audio"] = "hifi_192k.wav"
+    node_of(flow, "LoadAudio")["audio"] = "hifi_192k.wav"
     entry = host.run(flow, timeout=300)
     video = next(p for p in host.output_files(entry) if p.suffix == ".mp4")
     assert probe_video(video).has_audio
 
 
+@pytest.mark.integration
 def test_interrupt_at_512_stops_within_a_step(host):
     """One step's time at 512x512 (4 frames, cfg 1): bounded by a whole 1-step run after sampling
     starts (the step and the decode); the interrupt must end a 200-step run within 1.5 of it."""
@@ -260,8 +269,9 @@ def test_interrupt_at_512_stops_within_a_step(host):
     assert took < 1.5 * one_step, (took, one_step)
 
 
+@pytest.mark.integration
 def test_zz_the_server_still_serves_a_good_prompt(host):
-    entry = host.run(_workflow("musedance_beats_only.json"), timeout=120)
+    entry = host.run(api_workflow("musedance_beats_only.json"), timeout=120)
     assert [p for p in host.output_files(entry) if p.suffix == ".png"]
 
 

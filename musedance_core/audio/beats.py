@@ -88,7 +88,7 @@ def track_beats(
     empty = np.zeros(0, np.float64)
     if analysis.is_silent:
         notes.append(f"no beat found: the audio is silent (loudest moment {analysis.peak_dbfs:.0f} dBFS).")
-        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, 0.0, notes)
+        return make_beat_track(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, 0.0, notes)
 
     meters = (int(beats_per_bar),) if beats_per_bar else DEFAULT_METERS
     decoded = decode_beats(beat_activations(mono), FRAME_RATE, lo, hi, meters)
@@ -100,13 +100,13 @@ def track_beats(
         why = (f"no pulse the tracker is sure of (confidence {decoded.salience:.2f} < {NO_BEAT_CONFIDENCE})"
                if decoded.salience < NO_BEAT_CONFIDENCE else "fewer than two beats in the audible part")
         notes.append(f"no beat found: {why}; if the music has a beat, give min_bpm/max_bpm around its tempo.")
-        return _finish(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, decoded.salience, notes)
+        return make_beat_track(analysis, fps, num_frames, empty, empty, 0.0, beats_per_bar or 4, decoded.salience, notes)
     if decoded.salience < LOW_CONFIDENCE:
         notes.append(f"beats found with low confidence ({decoded.salience:.2f}): check them in the beat plot; "
                      f"min_bpm/max_bpm and beat_offset_ms can correct the tempo and the grid.")
     downbeat_times = beat_times[positions == 0]
     bpm = tempo_from_beats(beat_times)
-    return _finish(analysis, fps, num_frames, beat_times, downbeat_times, bpm, decoded.beats_per_bar,
+    return make_beat_track(analysis, fps, num_frames, beat_times, downbeat_times, bpm, decoded.beats_per_bar,
                    decoded.salience, notes)
 
 
@@ -160,9 +160,11 @@ def audible_beats(beat_frames: np.ndarray, analysis: SpectralAnalysis) -> np.nda
     return loud[idx] > analysis.peak_dbfs - SILENT_BEAT_DB
 
 
-def _finish(analysis: SpectralAnalysis, fps: float, num_frames: int, beat_times: np.ndarray,
+def make_beat_track(analysis: SpectralAnalysis, fps: float, num_frames: int, beat_times: np.ndarray,
             downbeat_times: np.ndarray, bpm: float, meter: int, confidence: float,
             notes: list[str]) -> BeatTrack:
+    """The BeatTrack of decoded beats: per-frame features and local tempo at ``fps``; ``notes`` said
+    (a benchmark's baseline tracker builds its result with it too)."""
     for message in notes:
         note(message)
     features = beat_frame_features(beat_times, downbeat_times, analysis, fps, num_frames)
