@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 
 import numpy as np
@@ -38,3 +40,35 @@ def no_network(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def pytest_configure(config):
+    """One torch thread in the test process, unless ``OMP_NUM_THREADS`` asks for more.
+
+    On the 2-core test machine with other jobs running, torch's two OpenMP threads spin waiting for
+    each other: ``pytest -m "not integration"`` took 302 s with them and 113 s with one, at the same
+    load. The tiny test models gain nothing from a second thread, and the processes the tests start
+    already run with ``OMP_NUM_THREADS=1``.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the ``slow`` tests unless the ``-m`` expression names them.
+
+    pyproject's addopts cannot hold ``-m 'not slow'``: a ``-m`` on the command line replaces it,
+    and ``pytest -m "not integration"`` (the fast inner loop) would then run the slow tests too.
+    So ``pytest`` and ``pytest -m "not integration"`` skip them, and ``pytest -m slow`` (or any
+    expression with ``slow`` in it, such as ``-m "slow or integration"``) decides for itself.
+    """
+    if re.search(r"\bslow\b", config.getoption("markexpr") or ""):
+        return
+    kept, slow = [], []
+    for item in items:
+        (slow if item.get_closest_marker("slow") else kept).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = kept
