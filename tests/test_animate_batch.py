@@ -60,6 +60,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.integration
 def test_one_process_makes_the_good_rows_reports_the_bad_and_a_rerun_makes_none(tmp_path):
     from musedance_core.video.reader import probe_video
 
@@ -113,6 +114,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_two_processes_make_every_output_once_and_a_rerun_makes_none(tmp_path):
     """``accelerate launch --cpu`` starts a single process (more need mpirun), so two CPU processes
     are launched the torchrun way with no GPU visible; the batch then joins them over gloo."""

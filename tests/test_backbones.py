@@ -384,6 +384,7 @@ def test_runs_in_the_dtype_given(models_dir):
     assert np.corrcoef(low.ravel(), full.ravel())[0, 1] > 0.9  # bf16 rounding, amplified by the sharp weights
 
 
+@pytest.mark.integration
 def test_cli_animate_uses_the_encoder_the_model_was_trained_with(models_dir, tmp_path, capsys):
     """A model trained on 'hubert:hubert-tiny:mean' features finds that folder in --audio-encoders."""
     from dataclasses import replace

@@ -174,6 +174,7 @@ def test_long_audio_runs_in_chunks_with_the_same_result(monkeypatch):
     np.testing.assert_allclose(beat_net.beat_activations(audio, net), whole, atol=1e-6)
 
 
+@pytest.mark.integration
 def test_decoder_tuning_scores_every_combination(tmp_path):
     from musedance_core.training.beat_tracker.tuning import GRID
     from training.tune_beat_decoder import main

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,6 +18,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_beats_command_prints_and_writes(groove_file, tmp_path):
     plot, data, feats = tmp_path / "beats.png", tmp_path / "beats.json", tmp_path / "f.npz"
     run = _cli("beats", str(groove_file), "--fps", "24", "--plot", str(plot), "--json", str(data),
@@ -32,6 +34,7 @@ def test_beats_command_prints_and_writes(groove_file, tmp_path):
     assert arrays["music"].shape[0] == arrays["beats"].shape[0] == 288
 
 
+@pytest.mark.integration
 def test_beats_segment(groove_file):
     run = _cli("beats", str(groove_file), "--start", "2", "--duration", "5", "--fps", "10")
     assert run.returncode == 0, run.stderr
@@ -39,6 +42,7 @@ def test_beats_segment(groove_file):
     assert "50 frames at 10 fps" in run.stdout
 
 
+@pytest.mark.integration
 def test_errors_are_one_clear_line(tmp_path, groove_file):
     run = _cli("beats", str(tmp_path / "missing.wav"))
     assert run.returncode == 2
@@ -49,6 +53,7 @@ def test_errors_are_one_clear_line(tmp_path, groove_file):
     assert "fps must be between 1 and 120; got 0.0" in run.stderr
 
 
+@pytest.mark.integration
 def test_silent_file_warns_and_succeeds(tmp_path):
     import soundfile
 
@@ -68,6 +73,7 @@ def _image(path: Path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_animate_writes_an_mp4_with_the_music(groove_file, tmp_path):
     from musedance_core.video.reader import probe_video
 
@@ -83,6 +89,7 @@ def test_animate_writes_an_mp4_with_the_music(groove_file, tmp_path):
     assert (info.width, info.height) == (64, 64)
 
 
+@pytest.mark.integration
 def test_animate_with_only_image_and_music_uses_the_model_s_own_size_and_fps(tmp_path):
     """The demo model was trained on 64x64 clips at 12 fps: that, not some fixed 256x256, is the default."""
     import soundfile as sf
@@ -102,6 +109,7 @@ def test_animate_with_only_image_and_music_uses_the_model_s_own_size_and_fps(tmp
     assert info.has_audio
 
 
+@pytest.mark.integration
 def test_animate_frames_shorter_than_the_music_cut_the_audio(groove_file, tmp_path):
     from musedance_core.video.reader import probe_video
 
@@ -113,6 +121,7 @@ def test_animate_frames_shorter_than_the_music_cut_the_audio(groove_file, tmp_pa
     assert info.num_frames == 6 and abs(info.audio_duration - 0.5) < 0.05
 
 
+@pytest.mark.integration
 def test_animate_bad_image_is_one_clear_line(groove_file, tmp_path):
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"not an image")
@@ -122,6 +131,7 @@ def test_animate_bad_image_is_one_clear_line(groove_file, tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.integration
 def test_animate_with_a_bundle_and_a_motion_module_prints_where_tensors_came_from(groove_file, tmp_path):
     import torch
 
@@ -155,6 +165,7 @@ def test_animate_without_the_demo_model_says_how_to_restore_it(groove_file, tmp_
     assert "demo model is missing" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_beat_offset_moves_the_written_beats(groove_file, tmp_path):
     plain, shifted = tmp_path / "plain.json", tmp_path / "shifted.json"
     assert _cli("beats", str(groove_file), "--json", str(plain)).returncode == 0
@@ -167,6 +178,7 @@ def test_beat_offset_moves_the_written_beats(groove_file, tmp_path):
     assert run.returncode == 2 and "beat_offset_ms must be between -1000 and 1000" in run.stderr
 
 
+@pytest.mark.integration
 def test_help_names_the_command_the_way_it_was_run():
     """The installed console script calls itself ``musedance``; run as a module it is
     ``python -m musedance_core`` (the README gives both)."""

@@ -128,6 +128,7 @@ def small_clip_sd15():
     return config.with_changes(text_encoder=text, motion=motion, branch_hidden=32)
 
 
+@pytest.mark.integration
 def test_animate_with_an_sd15_single_file_and_no_tokenizer(groove_file, tmp_path, monkeypatch, capsys):
     """``animate --base FILE --motion MM`` with no --tokenizer: the model gets the shipped CLIP
     tokenizer and writes the video. SD 1.5's layout at small width (the full size is

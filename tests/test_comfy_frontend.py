@@ -24,6 +24,8 @@ from musedance_core.video.reader import probe_video
 from tests.comfy_host import ComfyHost, require_comfy
 from tests.frontend import Frontend, require_frontend
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "example_workflows"
 UI_FLOWS = sorted(EXAMPLES.glob("*.json"))

@@ -16,6 +16,8 @@ import pytest
 
 from tests.comfy_host import ComfyHost, require_comfy
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACK = "TAESD previews need a model with Stable Diffusion 1.5's VAE"
 FITTED = "MuseDance: latent2rgb previews (fitted map)"

@@ -144,6 +144,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("args, expected, code", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
 def test_hostile_input_is_one_error_line_and_writes_nothing(inputs, args, expected, code):
     before = _snapshot(inputs)
@@ -153,6 +154,7 @@ def test_hostile_input_is_one_error_line_and_writes_nothing(inputs, args, expect
     assert _snapshot(inputs) == before, "a refused command wrote or changed a file"
 
 
+@pytest.mark.integration
 def test_beats_outputs_land_where_named_and_say_their_real_names(inputs):
     run = _cli("beats", "song.wav", "--features", "f", "--plot", "new/beats.jpg", "--json", "new/deeper/b.json",
                cwd=inputs)
@@ -164,12 +166,14 @@ def test_beats_outputs_land_where_named_and_say_their_real_names(inputs):
     assert (inputs / "new" / "deeper" / "b.json").is_file()
 
 
+@pytest.mark.integration
 def test_long_prompt_warns_that_it_was_cut(inputs):
     run = _cli(*_animate("--prompt", "spin " * 200), cwd=inputs)
     assert run.returncode == 0, _text(run.stderr)
     assert "warning: prompt is longer than 77 tokens and was cut" in _text(run.stderr)
 
 
+@pytest.mark.integration
 def test_the_21_minute_refusal_names_what_the_user_can_do(tmp_path):
     import soundfile
 
@@ -234,6 +238,7 @@ def test_same_frames_give_byte_identical_mp4(tmp_path):
 
 # -- signals ----------------------------------------------------------------------------------------
 
+@pytest.mark.integration
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_signal_during_animate_stops_cleanly(inputs, sig):
     signum = getattr(signal, sig)
@@ -265,6 +270,7 @@ def test_signal_during_animate_stops_cleanly(inputs, sig):
 
 # -- the same rules, row by row, in animate-batch -----------------------------------------------------
 
+@pytest.mark.integration
 def test_batch_rows_with_hostile_values_fail_alone_with_one_line_each(inputs):
     import csv
 

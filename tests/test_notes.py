@@ -9,6 +9,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 
 from musedance_core.audio.io import Audio, save_audio
 from musedance_core.cli import main
@@ -69,6 +70,7 @@ def test_threads_collect_their_own_notes():
     assert results == {0: ["thread 0"], 1: ["thread 1"]}
 
 
+@pytest.mark.integration
 def test_importing_the_core_and_building_a_model_leave_the_diffusers_logger_alone():
     """In a fresh process: diffusers sets its own level when imported; MuseDance never changes it."""
     code = (

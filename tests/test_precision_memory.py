@@ -404,6 +404,7 @@ def test_offload_off_moves_nothing_and_bad_modes_are_refused(model, song, image,
 
 # -- command line ------------------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_cli_flags_reach_the_pipeline(tmp_path, capsys):
     import soundfile
     from PIL import Image

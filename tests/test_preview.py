@@ -275,17 +275,20 @@ def glue(tmp_path_factory):
     return json.loads(line.removeprefix("RESULT"))
 
 
+@pytest.mark.integration
 def test_glue_knows_comfyuis_methods_and_sd15_factors(glue):
     assert glue["methods"] == sorted(PREVIEW_METHODS)
     assert glue["sd15_factors"]
 
 
+@pytest.mark.integration
 def test_glue_method_none_moves_the_bar_without_previews(glue):
     assert glue["none"]["done"] == [[1, 4], [2, 4], [3, 4], [4, 4]]
     assert glue["none"]["previews"] == [None, None, None, None]
     assert glue["none"]["warnings"] == []
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["latent2rgb", "auto"])
 def test_glue_latent2rgb_previews_the_middle_frame_once_per_step(glue, method):
     result = glue[method]
@@ -298,6 +301,7 @@ def test_glue_latent2rgb_previews_the_middle_frame_once_per_step(glue, method):
     assert result["warnings"] == []
 
 
+@pytest.mark.integration
 def test_glue_taesd_falls_back_to_latent2rgb_with_one_warning(glue):
     demo = glue["taesd_demo"]
     assert [p is not None for p in demo["previews"]] == [False, True, False, True]
@@ -308,6 +312,7 @@ def test_glue_taesd_falls_back_to_latent2rgb_with_one_warning(glue):
     assert len(sd["warnings"]) == 1 and "no taesd_decoder" in sd["warnings"][0]
 
 
+@pytest.mark.integration
 def test_glue_taesd_uses_comfyuis_previewer_when_it_can(glue):
     sd = glue["taesd_sd"]
     assert [p is not None for p in sd["previews"]] == [False, True, False, True]
@@ -315,5 +320,6 @@ def test_glue_taesd_uses_comfyuis_previewer_when_it_can(glue):
     assert sd["warnings"] == []
 
 
+@pytest.mark.integration
 def test_glue_checks_interruption_even_without_previews(glue):
     assert glue["interrupted"]

@@ -67,6 +67,7 @@ def test_the_registry_package_leaves_out_tests_training_and_scripts():
     assert flows and flows <= thumbnails  # the template browser shows each with its .jpg
 
 
+@pytest.mark.integration
 def test_the_registry_package_runs_a_workflow_on_a_fresh_comfyui(tmp_path):
     comfy = require_comfy()
     pack = tmp_path / "pack"
