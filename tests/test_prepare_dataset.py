@@ -4,6 +4,7 @@ sidecar captions, masks, skipped videos, resume, and loading with the trainer's 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,13 +14,15 @@ from musedance_core.audio.synth import Groove, render_groove
 from musedance_core.training import dataset as fmt
 from musedance_core.training.data import ClipSampler, read_manifest
 from musedance_core.video.writer import write_video
-from musedance_core.training.prepare.clips import plan_starts
-from musedance_core.training.prepare.config import DEFAULT_CAPTION, PrepareConfig
+from musedance_core.training.prepare.config import PrepareConfig
+from musedance_core.training.prepare.selection import plan_clips, shots_from_cuts, subject_check
 from musedance_core.training.prepare.run import prepare
 from musedance_core.training.prepare.sources import clip_id, sidecar_caption, video_split
 
 SRC_FPS = 24
-CFG = PrepareConfig(fps=12.0, width=32, height=32, clip_seconds=2.0, stride_seconds=1.5, val_fraction=0.0)
+# the plain cutting these tests check: every stride, no shot cuts (the frames are flat grays), no masks
+CFG = PrepareConfig(fps=12.0, width=32, height=32, clip_seconds=2.0, stride_seconds=1.5, val_fraction=0.0,
+                    cut_detection=False, align="none", masks_from="none")
 LEVEL = 4  # source frame i is flat gray 4 * i (mod 256): the resampled frame tells which one was picked
 
 
@@ -141,12 +144,20 @@ def test_bad_videos_are_skipped_and_listed(dataset):
 def test_resume_skips_existing_clips_and_refuses_other_settings(dataset, videos):
     out, _ = dataset
     lines = (out / fmt.MANIFEST_NAME).read_text().splitlines()
-    (out / fmt.MANIFEST_NAME).write_text("\n".join(lines[:-1]) + "\n")  # as if the last clip was never listed
+    # as if the run had stopped before the last clip was listed: that video is not finished either
+    (out / fmt.MANIFEST_NAME).write_text("\n".join(lines[:-1]) + "\n")
+    last = json.loads(lines[-1])["video"]
+    progress = out / "videos.jsonl"
+    finished = [x for x in progress.read_text().splitlines() if json.loads(x)["video"] != last]
+    assert len(finished) == 1  # a.mp4 and sub/b.mov were finished
+    progress.write_text("\n".join(finished) + "\n")
     stats = prepare(CFG, videos, out, workers=1, log=_quiet)
-    assert stats["written"] == 1 and stats["existing"] == len(lines) - 1
+    assert stats["written"] == 1  # the missing clip; that video's other clip is kept, not written again
+    assert stats["existing"] == sum(json.loads(x)["video"] == last for x in lines) - 1
     assert [r["id"] for r in fmt.read_manifest(out)] == [json.loads(x)["id"] for x in lines]
     stats = prepare(CFG, videos, out, workers=1, log=_quiet)
-    assert stats["written"] == 0
+    assert stats["written"] == 0 and stats["existing"] == 0  # both videos finished: not decoded again
+    assert len(stats["skipped"]) == 4  # the unusable ones are tried (and listed) again
     with pytest.raises(ValueError, match="other settings"):
         prepare(PrepareConfig(**{**CFG.__dict__, "fps": 8.0}), videos, out, workers=1, log=_quiet)
 
@@ -178,7 +189,7 @@ def test_masks_hook_and_size(videos, tmp_path, monkeypatch):
     cfg = PrepareConfig(fps=8.0, width=48, height=24, clip_seconds=3.0, stride_seconds=3.0, val_fraction=0.0,
                         max_clips_per_video=1, captions_from="none",
                         caption_hook=f"{hook_dir / 'tiny_captioner.py'}:describe",
-                        masks=str(masks))
+                        masks=str(masks), cut_detection=False, align="none")
     out = tmp_path / "data"
     prepare(cfg, videos, out, workers=1, log=_quiet)
     records = {r["video"]: r for r in fmt.read_manifest(out)}
@@ -195,10 +206,34 @@ def test_masks_hook_and_size(videos, tmp_path, monkeypatch):
 def test_ids_splits_and_plans_are_stable():
     assert clip_id("sub/b.mov", 18) == clip_id("sub/b.mov", 18) != clip_id("sub/c.mov", 18)
     assert video_split("x.mp4", 0.0) == "train" and video_split("x.mp4", 0.999999) == "val"
-    cfg = PrepareConfig(fps=12.0, clip_seconds=2.0, stride_seconds=1.0, max_clips_per_video=3)
-    assert plan_starts(120, cfg) == [0, 48, 96]
-    assert plan_starts(23, cfg) == []
-    assert DEFAULT_CAPTION
+
+
+def test_clips_start_on_downbeats_inside_shots_at_least_a_stride_apart():
+    cfg = PrepareConfig(fps=12.0, clip_seconds=2.0, stride_seconds=2.0)
+    shots = shots_from_cuts([50, 60], 120)  # a cut at frame 50 and a 10-frame shot after it
+    assert shots == [(0, 50), (50, 60), (60, 120)]
+    beats = np.arange(0.25, 10.0, 0.5)  # 120 BPM from 0.25 s
+    downbeats = beats[::4]  # 0.25, 2.25, 4.25, ... s: during frames 3, 27, 51, 75, 99
+    plan = plan_clips(shots, beats, downbeats, cfg)
+    assert plan == [(3, 0), (75, 2)]  # 27 + 24 > 50 and 99 + 24 > 120 end past their shots; shot 1 is too short
+    assert [s for s, _ in plan_clips(shots, beats, downbeats, replace(cfg, align="beat"))] == [3, 63, 87]
+    assert [s for s, _ in plan_clips(shots, beats, downbeats, replace(cfg, align="none"))] == [0, 24, 60, 84]
+    assert plan_clips(shots, np.array([]), np.array([]), cfg) == [(0, 0), (24, 0), (60, 2), (84, 2)]  # no beat
+    assert len(plan_clips(shots, beats, downbeats, replace(cfg, max_clips_per_video=2))) == 2
+
+
+def test_a_clip_needs_a_visible_subject_of_a_sensible_size():
+    cfg = PrepareConfig()
+    masks = np.zeros((10, 20, 20), np.uint8)
+    masks[:, 5:15, 5:15] = 1  # a quarter of the frame
+    assert subject_check(masks, cfg) == (None, 0.25)
+    speck = np.zeros_like(masks)
+    speck[:, 0, 0] = 1  # 1 pixel of 400
+    assert "too small" in subject_check(speck, cfg)[0]
+    hidden = masks.copy()
+    hidden[:5] = 0
+    assert "seen in 50%" in subject_check(hidden, cfg)[0]
+    assert "fills the frame" in subject_check(np.ones_like(masks), cfg)[0]
 
 
 def test_a_learned_music_encoder_folder_gives_its_features_and_id(videos, tmp_path):
@@ -217,3 +252,31 @@ def test_a_learned_music_encoder_folder_gives_its_features_and_id(videos, tmp_pa
         music, beats = arrays["music"], arrays["beats"]
     hidden = json.loads((encoders / "hubert-tiny" / "config.json").read_text())["hidden_size"]
     assert music.shape == (len(beats), hidden) and np.isfinite(music).all() and music.std() > 0
+
+
+def test_template_captions_name_the_measured_moves_and_the_music():
+    from musedance_core.training.prepare.template_captions import subject_motion, template_caption
+
+    t, h, w = 24, 40, 60
+    frames = np.zeros((t, h, w, 3), np.uint8)
+    loud = np.sin(np.linspace(0, 2000, 44100)).astype(np.float32) * 0.9
+    quiet = loud * 0.01
+
+    def masks_at(xs, ys):
+        out = np.zeros((t, h, w), np.uint8)
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            out[i, int(y) - 4:int(y) + 4, int(x) - 3:int(x) + 3] = 1
+        return out
+
+    k = np.arange(t)
+    bounce = masks_at(np.full(t, 30), 20 + 6 * np.abs(np.sin(np.pi * k / 6)))
+    sway = masks_at(30 + 8 * np.sin(np.pi * k / 12), np.full(t, 20))
+    travel = masks_at(np.linspace(10, 50, t), 20 + 6 * np.abs(np.sin(np.pi * k / 6)))
+    still = masks_at(np.full(t, 30), np.full(t, 20))
+    assert template_caption(subject_motion(frames, bounce), 135.0, loud) == \
+        "a dancer bounces up and down on the beat to fast energetic music"
+    assert "sways from side to side" in template_caption(subject_motion(frames, sway), 100.0, loud)
+    caption = template_caption(subject_motion(frames, travel), 80.0, quiet)
+    assert "bounces" in caption and "travels to the right" in caption and caption.endswith("to slow calm music")
+    assert "in place" in template_caption(subject_motion(frames, still), 110.0, loud)
+    assert template_caption(subject_motion(frames, None), 110.0, loud).startswith("a dancer dances with")

@@ -194,6 +194,8 @@ def test_unconfident_keypoints_leave_their_limb_out():
     assert parts[0, 68, 215] == LABEL["left_upper_arm"]  # the forearm's pixels go to the nearest segment left
     kp[0, :, 2] = 0.0
     assert not part_maps(kp, stick_mask()[None], (256, 256)).any()  # no skeleton: no parts
+    kp[0, [COCO_KEYPOINTS.index("left_eye"), COCO_KEYPOINTS.index("right_knee")], 2] = 0.9
+    assert not part_maps(kp, stick_mask()[None], (256, 256)).any()  # two confident points no limb joins
 
 
 def test_part_maps_check_shapes():

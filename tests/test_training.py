@@ -579,3 +579,30 @@ def test_a_config_that_extends_another_replaces_only_its_own_keys(tmp_path):
     (tmp_path / "orphan.yaml").write_text("extends: gone.yaml\n")
     with pytest.raises(InputError, match=r"gone.yaml' not found \(named by 'extends' in orphan.yaml\)"):
         load_train_config(tmp_path / "orphan.yaml")
+
+
+def test_part_maps_give_every_visible_body_part_the_same_share_of_the_subject_weight():
+    import numpy as np
+
+    from musedance_core.training.data import part_balanced_focus
+
+    mask = np.zeros((1, 20, 20), np.float32)
+    mask[0, 2:18, 5:15] = 1  # 160 subject pixels
+    parts = np.zeros((1, 20, 20), np.uint8)
+    parts[0, 2:5, 5:15] = 1  # a 30-pixel head
+    parts[0, 5:18, 5:15] = 2  # a 130-pixel torso
+    focus = part_balanced_focus(mask, parts, 1.0)[0]
+    assert focus[mask[0] > 0].mean() == pytest.approx(1.0)  # mask_weight keeps its meaning
+    assert focus[parts[0] == 1].sum() == pytest.approx(focus[parts[0] == 2].sum())  # equal shares
+    assert focus[mask[0] == 0].max() == 0.0
+    half = part_balanced_focus(mask, parts, 0.5)[0]
+    assert half[3, 7] == pytest.approx(0.5 + 0.5 * focus[3, 7])
+    np.testing.assert_array_equal(part_balanced_focus(mask, np.zeros_like(parts), 1.0), mask)  # no parts seen
+
+
+def test_part_focus_must_be_between_0_and_1():
+    from musedance_core.errors import InputError
+    from musedance_core.training.config import load_train_config
+
+    with pytest.raises(InputError, match="part_focus"):
+        load_train_config(ROOT / "training/configs/tiny_stage1.yaml", ["part_focus=2"])

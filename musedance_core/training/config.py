@@ -64,6 +64,7 @@ class TrainConfig:
     caption_dropout: float = LossSettings.caption_dropout
     mask_weight: float = LossSettings.mask_weight
     timestep_shift: float = LossSettings.timestep_shift
+    part_focus: float = 1.0  # data with body-part maps: 1 = each visible part weighs the same in the loss, 0 = mask only
     num_frames: int = 16  # stage 2 clip length
     reference_window: int = 12  # stage 1: reference at most this many frames from the target
     repeat_by_style: dict = field(default_factory=dict)  # {style: n}: clips of that manifest style n times per epoch
@@ -94,6 +95,8 @@ class TrainConfig:
                                  f"got {times!r}.")
         if self.data_workers < 0:
             raise InputError(f"data_workers must be 0 or more; got {self.data_workers}.")
+        if not 0.0 <= self.part_focus <= 1.0:
+            raise InputError(f"part_focus must be between 0 and 1; got {self.part_focus}.")
         if not self.timestep_shift > 0:
             raise InputError(f"timestep_shift must be above 0 (1 = uniform timesteps); got {self.timestep_shift}.")
 

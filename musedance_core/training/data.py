@@ -1,8 +1,13 @@
 """Training data: clips listed in a ``manifest.jsonl`` (SynthDance or prepare_dataset.py output).
 
 Each manifest line names a clip ``.npz`` holding ``frames`` uint8 [T, H, W, 3], optional ``mask``
-uint8 [T, H, W] (the subject), ``music`` float32 [T, D] and ``beats`` float32 [T, K], plus the
-clip's ``caption`` and ``split``.
+uint8 [T, H, W] (the subject), optional ``parts`` uint8 [T, H, W] (body parts, 0 = none),
+``music`` float32 [T, D] and ``beats`` float32 [T, K], plus the clip's ``caption`` and ``split``.
+
+The example's ``mask`` is the subject focus the loss weighs by (steps.py: 1 + mask_weight * focus):
+the subject mask, and where part maps exist and ``part_focus`` > 0, the same subject with every
+visible body part given an equal share of the weight, so hands and head count as much as the
+torso (the role DensePose plays in the paper's stage 1).
 
 Sampling is a pure function of (seed, epoch, index), and batches follow a per-epoch permutation:
 the run's k-th sample is a pure function of k (``SampleSet``). A run's data position is one number,
@@ -66,6 +71,7 @@ class ClipSampler:
     num_frames: int = 16
     reference_window: int = 12
     seed: int = 0
+    part_focus: float = 0.0  # 0 = the subject mask only; 1 = every visible body part weighs the same
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -97,11 +103,39 @@ class ClipSampler:
                 "caption": record.get("caption", ""),
             }
             mask = arrays["mask"][picked] if "mask" in arrays.files else np.ones(frames[picked].shape[:3], np.uint8)
-            out["mask"] = torch.from_numpy((mask > 0).astype(np.float32))[:, None]  # (F, 1, H, W)
+            focus = (mask > 0).astype(np.float32)
+            if self.part_focus > 0 and "parts" in arrays.files:
+                focus = part_balanced_focus(focus, arrays["parts"][picked], self.part_focus)
+            out["mask"] = torch.from_numpy(focus)[:, None]  # (F, 1, H, W)
             if self.mode == "clip":
                 out["music"] = torch.from_numpy(arrays["music"][picked].astype(np.float32))
                 out["beats"] = torch.from_numpy(arrays["beats"][picked].astype(np.float32))
         return out
+
+
+MAX_PART_WEIGHT = 8.0  # a part of a few pixels (a hand far away) cannot take over the loss
+
+
+def part_balanced_focus(mask: np.ndarray, parts: np.ndarray, amount: float) -> np.ndarray:
+    """Per frame, the subject ``mask`` [F, H, W] (0/1) reweighted so each visible part of ``parts``
+    (labels 1..P) holds an equal share, blended with the plain mask by ``amount`` (0..1); the mean
+    over the subject stays 1, so ``mask_weight`` keeps its meaning."""
+    out = mask.astype(np.float32).copy()
+    for f in range(len(mask)):
+        subject = out[f] > 0
+        labels = np.where(subject, parts[f], 0)
+        present = [p for p in np.unique(labels) if p > 0]
+        n = subject.sum()
+        if not present or n == 0:
+            continue
+        weights = np.ones_like(out[f])  # subject pixels no part claims keep weight 1
+        for p in present:
+            area = labels == p
+            weights[area] = min(n / (len(present) * area.sum()), MAX_PART_WEIGHT)
+        balanced = np.where(subject, weights, 0.0)
+        balanced *= n / balanced.sum()  # mean 1 over the subject
+        out[f] = (1 - amount) * out[f] + amount * balanced
+    return out
 
 
 def _to_pixels(frames: np.ndarray) -> torch.Tensor:

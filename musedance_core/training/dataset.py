@@ -10,6 +10,7 @@ A data set is a folder::
 Arrays in ``clips/<id>.npz`` (T frames, H x W pixels):
     frames          uint8   [T, H, W, 3]
     mask            uint8   [T, H, W]   1 on the subject, 0 elsewhere (optional for real video)
+    parts           uint8   [T, H, W]   body part of each subject pixel, 0 = none (optional; a pose model's)
     music           float32 [T, D]      music encoder features at fps (record["music_encoder"])
     beats           float32 [T, K]      tracked beat features (``track_beats(...).frame_features``)
     beats_true      float32 [T, K]      the same features from the exact beats (SynthDance only)
@@ -43,7 +44,7 @@ SPLITS = ("train", "val")
 # Keys every manifest record has (generators may add more, e.g. SynthDance's "music_id").
 RECORD_KEYS = ("id", "clip", "audio", "caption", "fps", "num_frames", "width", "height", "split", "source",
                "style", "bpm", "beats_per_bar")
-ARRAY_KEYS = ("frames", "mask", "music", "beats", "beats_true", "beat_times", "downbeat_times", "motion")
+ARRAY_KEYS = ("frames", "mask", "parts", "music", "beats", "beats_true", "beat_times", "downbeat_times", "motion")
 REQUIRED_ARRAYS = ("frames", "music", "beats")
 
 
@@ -68,7 +69,8 @@ def check_arrays(record: dict, arrays: dict[str, np.ndarray]) -> None:
     if missing:
         raise DatasetFormatError(f"clip '{name}': missing arrays {missing}; need {list(REQUIRED_ARRAYS)}.")
     t, h, w = int(record["num_frames"]), int(record["height"]), int(record["width"])
-    expected = {"frames": ((t, h, w, 3), np.uint8), "mask": ((t, h, w), np.uint8), "motion": ((t, 4), np.float32)}
+    expected = {"frames": ((t, h, w, 3), np.uint8), "mask": ((t, h, w), np.uint8), "parts": ((t, h, w), np.uint8),
+                "motion": ((t, 4), np.float32)}
     for key, (shape, dtype) in expected.items():
         if key in arrays and (arrays[key].shape != shape or arrays[key].dtype != dtype):
             raise DatasetFormatError(f"clip '{name}': '{key}' must be {np.dtype(dtype).name} {list(shape)}; "

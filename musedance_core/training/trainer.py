@@ -83,7 +83,8 @@ def train(cfg: TrainConfig, config_name: str = "") -> Path:
     ema = {k: v.detach().clone() for k, v in trainable.items()} if cfg.ema_decay > 0 and main_process else None
 
     mode = {"vae": "image", "appearance": "frame", "motion": "clip"}[cfg.stage]
-    sampler = ClipSampler(Path(cfg.data), shown, mode, cfg.num_frames, cfg.reference_window, cfg.seed)
+    sampler = ClipSampler(Path(cfg.data), shown, mode, cfg.num_frames, cfg.reference_window, cfg.seed,
+                          part_focus=cfg.part_focus)
     step, samples_seen = 0, 0
     resume = latest_checkpoint(out)
     if resume is not None:

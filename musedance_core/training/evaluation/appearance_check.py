@@ -65,6 +65,10 @@ def check_appearance(settings: CheckSettings) -> dict:
     records = fmt.read_manifest(args.data, "val")[: args.clips]
     if not records:
         raise TrainError(f"'{args.data}' has no validation clips (split 'val' in its manifest.jsonl).")
+    records = [r for r in records if r.get("has_mask", True)]  # SynthDance clips always have masks
+    if not records:
+        raise TrainError(f"the validation clips of '{args.data}' have no subject masks, which the check segments "
+                         "the subject with; prepare the data with --mask-model DIR (or a static camera, or --masks).")
     model = None if args.ground_truth else load_model(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     clips, tiles = [], []
@@ -72,7 +76,7 @@ def check_appearance(settings: CheckSettings) -> dict:
         arrays = ClipArrays(fmt.load_clip(args.data, record))
         frames = arrays["frames"][: args.frames] if model is None else generate_frames(model, arrays, record, args)
         score = score_frames(frames, arrays["frames"], arrays["mask"], args.window)
-        clips.append({"id": record["id"], "style": record["style"], **score})
+        clips.append({"id": record["id"], "style": record.get("style") or "video", **score})
         tiles.append(np.concatenate([arrays["frames"][0], *frames[:4]], axis=1))
         print(f"[check_appearance] {i + 1}/{len(records)} {record['id']} ({record['style']}): "
               f"shape IoU {score['shape_iou']:.3f}, colour dE {score['color_delta_e']:.1f}", flush=True)

@@ -16,7 +16,7 @@ from ...metrics import BAS_SIGMA_FRAMES, motion_energy
 from ...pipeline import AnimateSettings
 from .. import dataset as fmt
 from ..synthdance.motion import STYLE_CHANNEL, classify_motion
-from .appearance import appearance
+from .appearance import appearance, psnr, ssim
 from .beat_scores import beat_measures, pick_partners, track_bas
 from .report import finite_json, plot_tracks, summarize, targets, write_markdown
 from .tracking import learn_subject, track_subject
@@ -92,45 +92,55 @@ def evaluate_clip(record: dict, arrays: dict, partner: dict, partner_arrays: dic
                               ("gen_partner", gen, pbeats), ("shuf_orig", shuf, beats), ("shuf_own", shuf, pbeats)):
         for name, value in beat_measures(video, times, fps, settings.sigma_frames).items():
             beat[f"{key}_{name}"] = value
+    later = slice(1, None) if n > 1 else slice(None)  # frame 0 is the reference
+    result = {"id": record["id"], "partner": partner["id"], "caption": record["caption"], "bpm": record["bpm"],
+              "partner_bpm": partner["bpm"], "frames": n, "beat": beat,
+              "appearance": {"psnr": psnr(gen[later], truth[later]), "ssim": ssim(gen[later], truth[later])}}
+    curves = {"energy": [motion_energy(v) for v in (truth, gen, shuf)]}
+    if "mask" not in arrays or not arrays["mask"][0].any():  # real video without masks: no subject to follow
+        return result, curves
     model = learn_subject(truth[0], arrays["mask"][0])
     gt_track, gt_masks = track_subject(truth, model)
     gen_track, gen_masks = track_subject(gen, model) if not same else (gt_track, gt_masks)
-    shuf_track, _ = track_subject(shuf, model if not settings.ground_truth else
-                                  learn_subject(partner_arrays["frames"][0], partner_arrays["mask"][0]))
+    partner_model = (learn_subject(partner_arrays["frames"][0], partner_arrays["mask"][0])
+                     if settings.ground_truth and "mask" in partner_arrays and partner_arrays["mask"][0].any() else model)
+    shuf_track, _ = track_subject(shuf, partner_model)
     radius = math.sqrt(model.area / math.pi / (truth.shape[1] * truth.shape[2]))  # the reference subject's, frame fraction
     for key, track, times in (("gt_own", gt_track, beats), ("gt_partner", gt_track, pbeats),
                               ("gen_own", gen_track, beats), ("gen_partner", gen_track, pbeats),
                               ("shuf_orig", shuf_track, beats), ("shuf_own", shuf_track, pbeats)):
         beat[f"{key}_track_bas"] = track_bas(track, radius, times, fps)
+    result["appearance"] = appearance(gen, truth, gen_masks, arrays["mask"][:n], model)
+    curves |= {"truth": gt_track, "gen": gen_track, "shuf": shuf_track}
+    if "motion" not in arrays or not record.get("style"):  # real video: no true motion, no style to check
+        return result, curves
     bpb, pbpb = int(record["beats_per_bar"]), int(partner["beats_per_bar"])
     true_motion = arrays["motion"][:n]
-    style = {"expected": record["style"],
-             "expected_shuffled": partner["style"] if settings.ground_truth else record["style"],
-             "gt_motion": classify_motion(true_motion, feats, bpb)[0],
-             "gt_tracked": classify_motion(gt_track, feats, bpb)[0],
-             "generated": classify_motion(gen_track, feats, bpb)[0],
-             "shuffled": classify_motion(shuf_track, pfeats, pbpb)[0]}
+    result["style"] = {"expected": record["style"],
+                       "expected_shuffled": partner["style"] if settings.ground_truth else record["style"],
+                       "gt_motion": classify_motion(true_motion, feats, bpb)[0],
+                       "gt_tracked": classify_motion(gt_track, feats, bpb)[0],
+                       "generated": classify_motion(gen_track, feats, bpb)[0],
+                       "shuffled": classify_motion(shuf_track, pfeats, pbpb)[0]}
     corr = {}
     for c, name in enumerate(("x", "y", "angle", "scale")):
         a, b = true_motion[:, c].astype(float), gt_track[:, c].astype(float)
         corr[name] = float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-6 and b.std() > 1e-6 else float("nan")
-    result = {"id": record["id"], "partner": partner["id"], "caption": record["caption"], "bpm": record["bpm"],
-              "partner_bpm": partner["bpm"], "frames": n, "beat": beat, "style": style, "tracker_corr": corr,
-              "appearance": appearance(gen, truth, gen_masks, arrays["mask"][:n], model)}
-    curves = {"truth": gt_track, "gen": gen_track, "shuf": shuf_track, "energy": [motion_energy(v) for v in
-                                                                                 (truth, gen, shuf)]}
+    result["tracker_corr"] = corr
     return result, curves
 
 
 def save_clip_outputs(out: Path, record: dict, arrays: dict, partner_arrays: dict, gen: np.ndarray,
                       shuf: np.ndarray, curves: dict, data: Path, video: bool) -> None:
     """tracks_<id>.png and (when ``video``) <id>.mp4 = GT | generated | shuffled with the clip's music."""
-    fps, n = float(record["fps"]), len(curves["truth"])
-    ch = STYLE_CHANNEL[record["style"]]
+    fps, n = float(record["fps"]), len(curves["energy"][0])
     names = ("x", "y", "angle", "scale")
-    rows = [(f"GT {names[ch]}", curves["truth"][:, ch], (30, 30, 30)),
-            (f"generated {names[ch]}", curves["gen"][:, ch], (40, 90, 200)),
-            (f"shuffled {names[ch]}", curves["shuf"][:, ch], (200, 110, 20))]
+    rows = []
+    if "truth" in curves:  # the subject's track: the style's channel (real video: its vertical position)
+        ch = STYLE_CHANNEL.get(record.get("style"), 1)
+        rows = [(f"GT {names[ch]}", curves["truth"][:, ch], (30, 30, 30)),
+                (f"generated {names[ch]}", curves["gen"][:, ch], (40, 90, 200)),
+                (f"shuffled {names[ch]}", curves["shuf"][:, ch], (200, 110, 20))]
     rows += [(f"{lab} energy", e, col) for lab, e, col in zip(("GT", "generated", "shuffled"), curves["energy"],
                                                                ((30, 30, 30), (40, 90, 200), (200, 110, 20)))]
     inside = lambda times: times[times < n / fps]
@@ -180,9 +190,10 @@ def evaluate(settings: EvalSettings, command: str = "") -> dict:
         clips.append(result)
         if i < max(args.plots, args.videos):
             save_clip_outputs(args.out, record, arrays, loaded[j], gen, shuf, curves, args.data, i < args.videos)
-        print(f"[evaluate] {i + 1}/{len(records)} {record['id']} ({record['style']}): "
+        style = f"; style {result['style']['generated']}" if "style" in result else ""
+        print(f"[evaluate] {i + 1}/{len(records)} {record['id']} ({record.get('style') or 'real video'}): "
               f"BAS gt {result['beat']['gt_own_bas']:.2f} gen {result['beat']['gen_own_bas']:.2f} "
-              f"control {result['beat']['shuf_orig_bas']:.2f}; style {result['style']['generated']}", flush=True)
+              f"control {result['beat']['shuf_orig_bas']:.2f}{style}", flush=True)
     summary = summarize(clips)
     info = {"command": command,
             "model": "ground truth (--gt-as-generated)" if model is None else str(args.model),

@@ -143,7 +143,9 @@ def load_caption_model(folder: str | Path, device: str | torch.device = "cpu",
 
 def _image_text_to_text_types() -> set[str]:
     try:
-        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+        )
     except ImportError:  # older transformers: the families checked here
         return set(CHECKED_TYPES)
     return set(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES)

@@ -255,6 +255,8 @@ def _frame_parts(kp: np.ndarray, mask: np.ndarray | None, out: np.ndarray, min_s
     # grid cell (r, c) is centred on pixel (y0 + r s + (s - 1) / 2, x0 + c s + (s - 1) / 2)
     grid_kp = (kp[:, :2] - np.array([x0, y0], np.float32) - (s - 1) / 2) / s
     use = ok[SEGMENTS[:, 0]] & ok[SEGMENTS[:, 1]]
+    if not use.any():  # confident keypoints, but no two that a limb joins (e.g. an eye and a knee)
+        return
     seeds = _draw_segments(grid_kp[SEGMENTS[use, 0]], grid_kp[SEGMENTS[use, 1]], SEGMENT_LABELS[use], gh, gw)
     if not seeds.any():
         return
