@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,20 @@ def test_help_names_the_command_the_way_it_was_run():
     run = subprocess.run([str(script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("usage: musedance ") and "animate-batch" in run.stdout
+
+
+@pytest.mark.integration
+def test_the_installed_command_animates_from_any_folder(tmp_path):
+    """`pip install -e .` then `musedance animate ...` (README): the console script finds the core, the
+    demo model and the shipped weights from a folder outside the repository."""
+    from musedance_core.video.reader import probe_video
+
+    script = Path(sys.executable).with_name("musedance")
+    demo = ROOT / "assets" / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
+    run = subprocess.run([str(script), "animate", "--image", str(demo / "robot.png"), "--music", str(demo / "groove.mp3"),
+                          "--prompt", "a red toy robot bounces on every beat", "--seconds", "1", "--steps", "2",
+                          "--out", "dance.mp4"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    info = probe_video(tmp_path / "dance.mp4")
+    assert info.has_audio and (info.width, info.height) == (64, 64)
