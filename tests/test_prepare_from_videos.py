@@ -129,20 +129,27 @@ def test_with_mask_pose_and_caption_model_folders(videos, model_folders, tmp_pat
     # random weights segment at random: accept any subject size so clips are kept
     _prepare(videos[0], out, "--mask-model", str(model_folders["mask"]), "--pose-model", str(model_folders["pose"]),
              "--caption-model", str(model_folders["caption"]), "--min-subject", "0", "--max-subject", "1",
-             "--min-visible", "0", "--max-clips-per-video", "1")
+             "--min-visible", "0", "--max-clips-per-video", "1", "--width", "64", "--height", "64")
     records = fmt.read_manifest(out)
-    assert len(records) == 3
+    assert len(records) == 3 and sum(r["split"] == "train" for r in records) >= 1
     for r in records:
         arrays = fmt.load_clip(out, r)
         fmt.check_arrays(r, arrays)
         assert r["mask_source"] == "model" and r["has_parts"]
-        assert arrays["parts"].shape == arrays["mask"].shape == (24, 120, 160) and arrays["parts"].dtype == np.uint8
+        assert arrays["parts"].shape == arrays["mask"].shape == (24, 64, 64) and arrays["parts"].dtype == np.uint8
         assert r["caption_source"] in ("model", "template") and r["caption"]
     info = json.loads((out / "dataset.json").read_text())
     assert info["config"]["mask_model"] == str(model_folders["mask"].resolve())
     sampler = ClipSampler(out, tuple(read_manifest(out)), "frame", part_focus=1.0)
     focus = sampler.example(0, 0)["mask"]
-    assert tuple(focus.shape) == (1, 1, 120, 160) and np.isfinite(focus.numpy()).all()
+    assert tuple(focus.shape) == (1, 1, 64, 64) and np.isfinite(focus.numpy()).all()
+    # and the trainer trains on it: two stage-1 steps of a fresh tiny model, part-balanced loss
+    run = subprocess.run([sys.executable, "training/train.py", "--config", "training/configs/tiny_stage1.yaml", "--set",
+                          f"data={out}", f"output_dir={tmp_path / 'run'}", "init=''", "max_steps=2", "batch_size=2",
+                          "checkpoint_every=2", "log_every=1", "warmup_steps=1", "part_focus=1.0"],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("make, message", [
