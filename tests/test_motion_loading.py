@@ -329,10 +329,11 @@ def test_animate_anyone_missing_or_wrong_file(animate_anyone, tmp_path):
 
 
 # -- the command line --------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory, tiny_bundle):
-    """Three `inspect` runs, started before the other tests so that their interpreter start-up
-    overlaps them; ``cli_runs(name)`` waits for one and gives (exit code, stdout, stderr)."""
+    """Three `inspect` runs, started together so that their interpreter start-ups overlap (not
+    autouse: ``-m "not integration"`` starts none); ``cli_runs(name)`` waits for one and gives
+    (exit code, stdout, stderr)."""
     _, bundle = tiny_bundle
     root = tmp_path_factory.mktemp("cli")
     motion = save(animatediff_file(TINY_CHANNELS, TINY_LAYERS, 32, True, Randoms(seed=9)),
@@ -360,6 +361,7 @@ def cli_runs(tmp_path_factory, tiny_bundle):
             proc.communicate()
 
 
+@pytest.mark.integration
 def test_cli_inspect_prints_the_sources(cli_runs):
     code, out, err = cli_runs("ok")
     assert code == 0, err
@@ -369,6 +371,7 @@ def test_cli_inspect_prints_the_sources(cli_runs):
     assert "AnimateDiff motion module v2" in out and out.strip().endswith("ready to run")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name, message", [
     ("lora", "error: 'v2_lora_ZoomIn.safetensors' is an AnimateDiff motion LoRA; MuseDance needs an AnimateDiff "
              "motion module for SD 1.5"),

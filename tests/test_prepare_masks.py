@@ -352,6 +352,7 @@ def test_check_model_folder(tmp_path):
 
 # -- shot cuts --------------------------------------------------------------------------------------
 
+@pytest.mark.integration
 @pytest.mark.parametrize("size", [128, 256])
 @pytest.mark.parametrize("lookahead", [0, 1])
 def test_hard_cuts_found_at_their_frame_despite_fast_dancers(size, lookahead):
@@ -409,6 +410,7 @@ def test_a_flash_alone_hardly_moves_the_histograms_or_the_blocks():
             assert changed_blocks(base, lit) < MIN_CHANGED / 2
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("flash, lookahead", [(_soft_gain, 0), (_white, 0), (_gain, 1), (_white, 1)],
                          ids=["x1.3", "white-40%", "x1.5-lookahead", "white-40%-lookahead"])
 def test_flashes_on_the_beat_are_not_cuts(flash, lookahead):
