@@ -3,9 +3,9 @@
     python training/make_beat_data.py --out data/beats_train --pieces 5000 --seed 0 --workers 2
     python training/make_beat_data.py --out data/beats_heldout --pieces 300 --seed 1   # held-out seeds
 
-Every piece is composed from scratch (``musedance_core.training.beat_music``: no public music is
+Every piece is composed from scratch (``musedance_core.training.beat_tracker.music``: no public music is
 used), rendered with FluidSynth through one of ``--soundfonts`` and augmented
-(``musedance_core.training.beat_render``). Per piece ``piece_NNNNN.flac`` (mono 22050 Hz, 16 bit) and
+(``musedance_core.training.beat_tracker.render``). Per piece ``piece_NNNNN.flac`` (mono 22050 Hz, 16 bit) and
 ``piece_NNNNN.json`` (beats, downbeats in seconds of that audio; beats_per_bar, category, style,
 soundfont, augment, seed, generator_version, duration, sample_rate). Piece ``i`` is a pure function of
 (``--seed``, i): adding pieces never changes earlier ones, and a rerun skips pieces whose json (written
