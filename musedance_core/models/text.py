@@ -82,6 +82,14 @@ class ClipTokenizer:
         return ids, cut
 
 
+def fits_text_encoder(caption: str) -> bool:
+    """Whether every word of a training caption reaches the text encoder: the tiny models' byte
+    tokenizer needs at least as many tokens as CLIP's BPE, so a caption it keeps whole fits both
+    (MAX_TOKENS with the start and end tokens). Generated captions are kept within it, so the
+    words naming the dance are never the ones cut off."""
+    return len(ByteTokenizer().encode(caption)) <= MAX_TOKENS - 2
+
+
 def tokenize(tokenizer: PromptTokenizer, prompts: list[str]) -> torch.Tensor:
     """Token ids [B, 77]; a note for each prompt that was longer than the tokenizer's limit."""
     ids, cut = tokenizer(prompts)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import InputError
-from ...models.text import MAX_TOKENS, ByteTokenizer
+from ...models.text import fits_text_encoder
 from .model_folders import ModelFolderError, check_weight_files, read_model_config
 from .poses import load_checked
 
@@ -185,12 +185,6 @@ def read_prompt(path: str | Path | None = None) -> str:
         raise InputError(f"the caption prompt file '{path}' is empty; write the instruction in it "
                          f"(see '{PROMPT_FILE}').")
     return text
-
-
-def fits_text_encoder(caption: str) -> bool:
-    """Whether every word reaches the text encoder: the byte tokenizer of the tiny models needs at
-    least as many tokens as CLIP's BPE, so a caption it keeps whole fits both (77 with start and end)."""
-    return len(ByteTokenizer().encode(caption)) <= MAX_TOKENS - 2
 
 
 def clean_caption(text: str) -> str:

@@ -16,6 +16,7 @@ from ...audio.synth import (
     SynthTrack,
     render_groove,
 )
+from ...models.text import fits_text_encoder
 from .. import dataset as fmt
 from .appearance import (
     BACKGROUNDS,
@@ -159,7 +160,7 @@ def clip_spec(cfg: SynthDanceConfig, song: Song, index: int, *, style: str | Non
     template = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))]
     article = "an" if picked[0][0] in "aeiou" else "a"
     caption = template.format(a=article, color=picked[0], noun=noun, phrase=phrase, background=background)
-    if caption_too_long(caption):  # the text encoder would cut off the dance's words: drop the extras
+    if not fits_text_encoder(caption):  # the text encoder would cut off the dance's words: drop the extras
         caption = CAPTION_TEMPLATES[0].format(a=article, color=picked[0], noun=noun, phrase=phrase)
     num_frames = num_frames or cfg.frames_for(song.split)
     if start_frame is None:
@@ -167,13 +168,6 @@ def clip_spec(cfg: SynthDanceConfig, song: Song, index: int, *, style: str | Non
         start_frame = int(rng.integers(0, last + 1))
     return ClipSpec(index, style, subject, noun, picked[0], colors, background, bg_colors, size, floor_y,
                     params, caption, start_frame)
-
-
-def caption_too_long(caption: str) -> bool:
-    """Whether the tiny models' byte tokenizer would cut ``caption`` (its end, where the dance is named)."""
-    from ...models.text import MAX_TOKENS, ByteTokenizer
-
-    return len(ByteTokenizer().encode(caption)) > MAX_TOKENS - 2
 
 
 def make_clip(cfg: SynthDanceConfig, song: Song, index: int, **overrides) -> tuple[dict, dict, np.ndarray]:
