@@ -98,25 +98,10 @@ def test_the_trainer_reads_the_prepared_clips(no_models):
     assert ex["music"].shape[0] == ex["beats"].shape[0] == 16 and ex["caption"]
 
 
-def make_segformer(folder: Path) -> Path:
-    """A tiny random-weight SegFormer with an ADE-style 'person' class, as save_pretrained writes it."""
-    import torch
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
-
-    torch.manual_seed(0)
-    config = SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
-                             patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
-                             decoder_hidden_size=16, num_labels=3,
-                             id2label={0: "wall", 1: "person;individual;someone", 2: "floor"},
-                             label2id={"wall": 0, "person;individual;someone": 1, "floor": 2})
-    SegformerForSemanticSegmentation(config).save_pretrained(folder)
-    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def model_folders(tmp_path_factory) -> dict[str, Path]:
     from tests.test_prepare_captions import make_smolvlm
+    from tests.test_prepare_masks import make_segformer
     from tests.test_prepare_poses import make_vitpose
 
     root = tmp_path_factory.mktemp("models")

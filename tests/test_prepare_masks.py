@@ -193,7 +193,7 @@ def test_fallback_checks_its_inputs():
 
 # -- segmentation model folders ---------------------------------------------------------------------
 
-def _segformer(folder: Path, labels=ADE_LABELS, seed=0) -> Path:
+def make_segformer(folder: Path, labels=ADE_LABELS, seed=0) -> Path:
     """A tiny random SegFormer with ADE-style labels, saved with its image processor."""
     id2label = dict(enumerate(labels))
     config = transformers.SegformerConfig(
@@ -212,7 +212,7 @@ def _segformer(folder: Path, labels=ADE_LABELS, seed=0) -> Path:
 
 @pytest.fixture(scope="module")
 def segformer(tmp_path_factory) -> Path:
-    return _segformer(tmp_path_factory.mktemp("mask_models") / "segformer-tiny-ade")
+    return make_segformer(tmp_path_factory.mktemp("mask_models") / "segformer-tiny-ade")
 
 
 def test_segformer_folder_gives_masks_at_frame_size(segformer, no_network):
@@ -243,7 +243,7 @@ def test_subject_labels_from_names():
 
 def test_labels_override_when_no_person_label(tmp_path):
     parts = ["Background", "Hat", "Hair", "Upper-clothes", "Face", "Left-arm", "Right-arm"]  # a human-parsing model
-    folder = _segformer(tmp_path / "parsing", labels=parts)
+    folder = make_segformer(tmp_path / "parsing", labels=parts)
     with pytest.raises(ModelFolderError) as error:
         load_mask_model(folder)
     message = str(error.value)
