@@ -32,7 +32,7 @@ from musedance_core.errors import MuseDanceError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=None, help="MuseDance bundle (.safetensors)")
-    p.add_argument("--data", type=Path, required=True, help="SynthDance folder (its 'val' clips are used)")
+    p.add_argument("--data", type=Path, required=True, help="data-set folder, SynthDance or prepared from videos (its 'val' clips are used)")
     p.add_argument("--clips", type=int, default=16, help="number of validation clips (the first N)")
     p.add_argument("--frames", type=int, default=8, help="frames generated per clip")
     p.add_argument("--window", type=int, default=12, help="ground-truth frames whose poses count as right "

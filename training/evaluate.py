@@ -1,4 +1,4 @@
-"""Evaluate a MuseDance bundle on held-out SynthDance clips: beat alignment, motion style, appearance.
+"""Evaluate a MuseDance bundle on held-out clips: beat alignment, motion style, appearance.
 
     python training/evaluate.py --model runs/x/model.safetensors --data data/synthdance \\
         --clips 20 --steps 20 --out runs/x/eval --seed 0
@@ -24,6 +24,10 @@ different song whose tempo differs by more than 10 %; same caption, first frame 
   subject colour error (CIELAB Delta E 1976 and RGB distance of the tracked subject's mean colour vs
   the reference subject's), subject size error and mask IoU vs the ground-truth mask.
 
+On a data set prepared from videos (training/prepare_dataset.py) there is no style and no true
+motion track: those parts are reported as not measured; clips without masks get PSNR, SSIM and
+the frame-energy beat measures only.
+
 ``--gt-as-generated`` evaluates the ground truth as if it were generated (the shuffled video is then
 the partner clip's ground truth), which validates the evaluator without a model.
 Writes ``report.md``, ``report.json``, ``tracks_<id>.png`` plots and ``<id>.mp4`` side-by-side videos.
@@ -44,7 +48,7 @@ from musedance_core.pipeline import AnimateSettings
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=None, help="MuseDance bundle (.safetensors)")
-    p.add_argument("--data", type=Path, required=True, help="SynthDance folder (its 'val' clips are used)")
+    p.add_argument("--data", type=Path, required=True, help="data-set folder, SynthDance or prepared from videos (its 'val' clips are used)")
     p.add_argument("--clips", type=int, default=20, help="number of validation clips (the first N)")
     p.add_argument("--frames", type=int, default=0, help="frames per clip to generate and score (0 = all)")
     p.add_argument("--steps", type=int, default=20)
