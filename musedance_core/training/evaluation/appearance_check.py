@@ -61,21 +61,20 @@ def check_appearance(settings: CheckSettings) -> dict:
     """Score ``settings.model`` (or, with ``ground_truth``, the data's own frames) on the first
     ``settings.clips`` validation clips; writes report.json and tiles.png to ``settings.out`` and
     returns the report."""
-    args = settings
-    records = fmt.read_manifest(args.data, "val")[: args.clips]
+    records = fmt.read_manifest(settings.data, "val")[: settings.clips]
     if not records:
-        raise TrainError(f"'{args.data}' has no validation clips (split 'val' in its manifest.jsonl).")
+        raise TrainError(f"'{settings.data}' has no validation clips (split 'val' in its manifest.jsonl).")
     records = [r for r in records if r.get("has_mask", True)]  # SynthDance clips always have masks
     if not records:
-        raise TrainError(f"the validation clips of '{args.data}' have no subject masks, which the check segments "
+        raise TrainError(f"the validation clips of '{settings.data}' have no subject masks, which the check segments "
                          "the subject with; prepare the data with --mask-model DIR (or a static camera, or --masks).")
-    model = None if args.ground_truth else load_model(args.model)
-    args.out.mkdir(parents=True, exist_ok=True)
+    model = None if settings.ground_truth else load_model(settings.model)
+    settings.out.mkdir(parents=True, exist_ok=True)
     clips, tiles = [], []
     for i, record in enumerate(records):
-        arrays = ClipArrays(fmt.load_clip(args.data, record))
-        frames = arrays["frames"][: args.frames] if model is None else generate_frames(model, arrays, record, args)
-        score = score_frames(frames, arrays["frames"], arrays["mask"], args.window)
+        arrays = ClipArrays(fmt.load_clip(settings.data, record))
+        frames = arrays["frames"][: settings.frames] if model is None else generate_frames(model, arrays, record, settings)
+        score = score_frames(frames, arrays["frames"], arrays["mask"], settings.window)
         clips.append({"id": record["id"], "style": record.get("style") or "video", **score})
         tiles.append(np.concatenate([arrays["frames"][0], *frames[:4]], axis=1))
         print(f"[check_appearance] {i + 1}/{len(records)} {record['id']} ({record['style']}): "
@@ -85,13 +84,13 @@ def check_appearance(settings: CheckSettings) -> dict:
                "color_delta_e": float(np.mean([c["color_delta_e"] for c in clips])),
                "shape_iou_by_style": {s: float(np.mean([c["shape_iou"] for c in clips if c["style"] == s]))
                                       for s in styles}}
-    report = {"model": "ground truth" if model is None else str(args.model),
-              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()},
+    report = {"model": "ground truth" if model is None else str(settings.model),
+              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
               "summary": summary, "clips": clips}
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (settings.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     from PIL import Image
 
-    Image.fromarray(np.concatenate(tiles, axis=0)).save(args.out / "tiles.png")  # rows of equal width
+    Image.fromarray(np.concatenate(tiles, axis=0)).save(settings.out / "tiles.png")  # rows of equal width
     print(f"[check_appearance] shape IoU {summary['shape_iou']:.3f}, colour dE {summary['color_delta_e']:.1f}; "
-          f"wrote {args.out / 'report.json'} and tiles.png")
+          f"wrote {settings.out / 'report.json'} and tiles.png")
     return report

@@ -163,50 +163,50 @@ def evaluate(settings: EvalSettings, command: str = "") -> dict:
     """Evaluate ``settings.model`` (or, with ``ground_truth``, the data set's own frames) on the first
     ``settings.clips`` validation clips; writes report.json, report.md, plots and videos to
     ``settings.out`` and returns the report. ``command`` is recorded in it."""
-    args = settings
     t0 = time.perf_counter()
-    records = fmt.read_manifest(args.data, "val")[: args.clips]
+    records = fmt.read_manifest(settings.data, "val")[: settings.clips]
     if len(records) < 2:
-        raise TrainError(f"'{args.data}' has {len(records)} validation clip(s); need at least 2 (the shuffled-music "
+        raise TrainError(f"'{settings.data}' has {len(records)} validation clip(s); need at least 2 (the shuffled-music "
                          "control needs a partner clip).")
-    model = None if args.ground_truth else load_model(args.model)
-    args.out.mkdir(parents=True, exist_ok=True)
-    loaded = [ClipArrays(fmt.load_clip(args.data, r)) for r in records]
-    partners = pick_partners(records, args.seed)
+    model = None if settings.ground_truth else load_model(settings.model)
+    settings.out.mkdir(parents=True, exist_ok=True)
+    loaded = [ClipArrays(fmt.load_clip(settings.data, r)) for r in records]
+    partners = pick_partners(records, settings.seed)
     clips, gen_seconds = [], 0.0
     for i, (record, arrays) in enumerate(zip(records, loaded)):
         j, _ = partners[i]
         if model is None:
             gen, shuf = arrays["frames"], loaded[j]["frames"]
         else:
-            settings = dict(num_frames=args.frames, steps=args.steps, cfg=args.cfg,
-                            prompt_guidance=args.prompt_guidance, seed=args.seed, context_length=args.context_length)
+            sampling = dict(num_frames=settings.frames, steps=settings.steps, cfg=settings.cfg,
+                            prompt_guidance=settings.prompt_guidance, seed=settings.seed,
+                            context_length=settings.context_length)
             g0 = time.perf_counter()  # the shuffled-music video keeps this clip's caption and first frame
-            gen = generate(model, arrays["frames"][0], arrays, record, record["caption"], **settings)
-            shuf = generate(model, arrays["frames"][0], loaded[j], records[j], record["caption"], **settings)
+            gen = generate(model, arrays["frames"][0], arrays, record, record["caption"], **sampling)
+            shuf = generate(model, arrays["frames"][0], loaded[j], records[j], record["caption"], **sampling)
             gen_seconds += time.perf_counter() - g0
-        result, curves = evaluate_clip(record, arrays, records[j], loaded[j], gen, shuf, args)
+        result, curves = evaluate_clip(record, arrays, records[j], loaded[j], gen, shuf, settings)
         result["partner_rule_ok"] = partners[i][1]
         clips.append(result)
-        if i < max(args.plots, args.videos):
-            save_clip_outputs(args.out, record, arrays, loaded[j], gen, shuf, curves, args.data, i < args.videos)
+        if i < max(settings.plots, settings.videos):
+            save_clip_outputs(settings.out, record, arrays, loaded[j], gen, shuf, curves, settings.data, i < settings.videos)
         style = f"; style {result['style']['generated']}" if "style" in result else ""
         print(f"[evaluate] {i + 1}/{len(records)} {record['id']} ({record.get('style') or 'real video'}): "
               f"BAS gt {result['beat']['gt_own_bas']:.2f} gen {result['beat']['gen_own_bas']:.2f} "
               f"control {result['beat']['shuf_orig_bas']:.2f}{style}", flush=True)
     summary = summarize(clips)
     info = {"command": command,
-            "model": "ground truth (--gt-as-generated)" if model is None else str(args.model),
-            "data": str(args.data), "clips": len(clips), "frames": min(c["frames"] for c in clips),
-            "size": int(records[0]["width"]), "fps": float(records[0]["fps"]), "sigma_frames": args.sigma_frames,
-            "steps": args.steps, "cfg": args.cfg,
-            "prompt_guidance": args.prompt_guidance, "seed": args.seed, "context_length": args.context_length,
+            "model": "ground truth (--gt-as-generated)" if model is None else str(settings.model),
+            "data": str(settings.data), "clips": len(clips), "frames": min(c["frames"] for c in clips),
+            "size": int(records[0]["width"]), "fps": float(records[0]["fps"]), "sigma_frames": settings.sigma_frames,
+            "steps": settings.steps, "cfg": settings.cfg,
+            "prompt_guidance": settings.prompt_guidance, "seed": settings.seed, "context_length": settings.context_length,
             "partners_ok": sum(ok for _, ok in partners), "seconds": time.perf_counter() - t0,
             "generation_seconds": gen_seconds}
     report = {"info": info, "summary": summary,
               "targets": [{"target": n, "pass": bool(ok), "value": v} for n, ok, v in targets(summary)],
               "clips": clips}
-    (args.out / "report.json").write_text(json.dumps(finite_json(report), indent=2) + "\n")
-    write_markdown(args.out / "report.md", info, summary)
-    print(f"[evaluate] wrote {args.out / 'report.md'} in {info['seconds']:.0f} s")
+    (settings.out / "report.json").write_text(json.dumps(finite_json(report), indent=2) + "\n")
+    write_markdown(settings.out / "report.md", info, summary)
+    print(f"[evaluate] wrote {settings.out / 'report.md'} in {info['seconds']:.0f} s")
     return report
