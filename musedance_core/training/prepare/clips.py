@@ -172,8 +172,9 @@ def _process(cfg: PrepareConfig, root: Path, videos: Path, video: Path, done: se
     # one frame of lookahead: a new look must last past one frame, so a flash on the beat is no cut
     detector, cuts = ShotCutDetector(lookahead=1), []
     samples_of: dict[int, BackgroundSamples] = {}
-    shot, k, previous = 0, -1, None
-    for k, (_, frame) in enumerate(resampled_frames(video, cfg.fps, total, convert)):
+    decode = cfg.cut_detection or source == "static"  # else nothing to look for: one shot, no decoding
+    shot, k, previous = 0, -1 if decode else total - 1, None
+    for k, (_, frame) in enumerate(resampled_frames(video, cfg.fps, total, convert) if decode else ()):
         if cfg.cut_detection and detector.push(frame) and k > 1:  # the answer is about frame k - 1
             cuts.append(k - 1)
             shot += 1
@@ -228,7 +229,8 @@ def _process(cfg: PrepareConfig, root: Path, videos: Path, video: Path, done: se
         masks, how = clip_masks(frames, [m for _, m in window], source, loaded, backgrounds.get(s))
         reason, area = subject_check(masks, cfg) if masks is not None else (None, None)
         if reason is not None:
-            result.rejected[reason.split(" (")[0]] = result.rejected.get(reason.split(" (")[0], 0) + 1
+            kind = reason.split(" (")[0]  # counted by kind, without the clip's own figures
+            result.rejected[kind] = result.rejected.get(kind, 0) + 1
         else:
             parts = None
             if loaded.pose is not None:
